@@ -1,0 +1,54 @@
+"""Names of nodes, members and devices (specs/protocol.md §4.1).
+
+A node is named by its host, optionally with a port: ``acme.example``,
+``127.0.0.1:8701``. A member is ``@handle:node``. Names are compared byte for byte
+after validation; the only normalization is that node names must already be lower case.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import RemoteProtocolError
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\d{{1,3}}(?:\.\d{{1,3}}){{3}}|\[[0-9a-f:]+\])"
+_NODE_RE = re.compile(rf"^{_HOST}(?::(?P<port>[1-9]\d{{0,4}}))?$")
+_HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._=-]{0,63}$")
+MAX_NODE_NAME = 255
+
+
+def check_node_name(name: object) -> str:
+    """Return ``name`` if it is a valid node name, else raise ``identity.bad_node_name``."""
+    if not isinstance(name, str) or len(name) > MAX_NODE_NAME:
+        raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
+    m = _NODE_RE.match(name)
+    if m is None or (m.group("port") is not None and int(m.group("port")) > 65535):
+        raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
+    return name
+
+
+def member_id(handle: str, node: str) -> str:
+    check_node_name(node)
+    if not _HANDLE_RE.match(handle):
+        raise RemoteProtocolError("identity.bad_member_id", f"bad handle {handle!r:.80}")
+    return f"@{handle}:{node}"
+
+
+def parse_member_id(mid: object) -> tuple[str, str]:
+    """Split ``@handle:node`` into (handle, node), validating both."""
+    if not isinstance(mid, str) or not mid.startswith("@") or ":" not in mid:
+        raise RemoteProtocolError("identity.bad_member_id", f"bad member id {mid!r:.80}")
+    handle, _, node = mid[1:].partition(":")
+    if not _HANDLE_RE.match(handle):
+        raise RemoteProtocolError("identity.bad_member_id", f"bad member id {mid!r:.80}")
+    try:
+        check_node_name(node)
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError("identity.bad_member_id", f"bad member id {mid!r:.80}") from exc
+    return handle, node
+
+
+def node_of(mid: str) -> str:
+    """The home node of a member id."""
+    return parse_member_id(mid)[1]
