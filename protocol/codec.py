@@ -86,7 +86,9 @@ def encode(value: Value, limits: Limits = DEFAULT_LIMITS) -> bytes:
         _canonicalize(value, 1, limits), use_bin_type=True, strict_types=False
     )
     if len(data) > limits.max_object_bytes:
-        raise LocalProtocolError("codec.too_large", f"{len(data)} bytes > {limits.max_object_bytes}")
+        raise LocalProtocolError(
+            "codec.too_large", f"{len(data)} bytes > {limits.max_object_bytes}"
+        )
     return data
 
 
@@ -119,7 +121,6 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
             strict_map_key=False,
             use_list=True,
             object_pairs_hook=_pairs,
-            max_buffer_size=len(data) or 1,
         )
         if encode(value, limits) == data:
             return value
@@ -130,9 +131,11 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
     value = reader.read_value(1)
     if reader.pos != len(data):
         raise RemoteProtocolError("codec.trailing_bytes", f"{len(data) - reader.pos} extra bytes")
-    # The strict reader accepted it, so the fast path must have agreed; reaching here
-    # means a disagreement between the two readers, which we refuse rather than guess.
-    raise RemoteProtocolError("codec.bad_type", "value not representable in the profile")
+    # The strict reader enforces every rule, so what it accepts is canonical; re-encoding
+    # confirms it, and any disagreement is refused rather than guessed at.
+    if encode(value, limits) != data:
+        raise RemoteProtocolError("codec.bad_type", "value not representable in the profile")
+    return value
 
 
 class _StrictReader:
