@@ -45,9 +45,12 @@ def test_protocol_imports_nothing_impure() -> None:
                     name == f"{m}.{f}" for m, f in FORBIDDEN_CALLS
                 ):
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                if (node.value.id, node.attr) in FORBIDDEN_CALLS:
-                    offenders.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and (node.value.id, node.attr) in FORBIDDEN_CALLS
+            ):
+                offenders.append(f"{path.name}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert offenders == []
 
 
