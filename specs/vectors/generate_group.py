@@ -365,7 +365,7 @@ def build_group() -> dict[str, Any]:
     roster = [KID["ana"], KID["ben"], KID["chloe"]]
     mismatch = "epoch.recipients_mismatch"
     recipients = [
-        {"desc": desc, "roster": roster, "to": to, "error": error}
+        {"desc": desc, "roster": roster, "to": to, **({"error": error} if error else {})}
         for desc, to, error in [
             ("exactly the roster", roster, None),
             ("the roster in another order", roster[::-1], None),
