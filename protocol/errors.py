@@ -42,6 +42,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "descriptor.expired": (403, "the node descriptor is past its valid_until"),
     "descriptor.validity_too_long": (400, "valid_until is more than 7 days after issue"),
     "descriptor.name_mismatch": (403, "descriptor name differs from the host it came from"),
+    "descriptor.not_yet_valid": (403, "descriptor issued later than now plus the skew window"),
     "rotation.invalid": (403, "key rotation statement is not signed by the old key"),
     "attestation.invalid": (403, "member attestation is malformed or wrongly signed"),
     # envelopes and batches (§5)
