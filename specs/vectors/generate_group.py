@@ -357,6 +357,11 @@ def build_group() -> dict[str, Any]:
             "ciphertext byte flipped", "epoch.open_failed", [{**good, "enc": flip(enc, 40).hex()}]
         ),
         bad_epoch("tag byte flipped", "epoch.open_failed", [{**good, "enc": flip(enc, 79).hex()}]),
+        bad_epoch(
+            "ephemeral key is a low-order point (all-zero X25519 output)",
+            "epoch.open_failed",
+            [{**good, "enc": (bytes(32) + enc[32:]).hex()}],
+        ),
         bad_epoch("unknown suite", "epoch.unknown_suite", [{**good, "suite": 2}]),
         bad_epoch("enc truncated", "schema.bad_value", [{**good, "enc": enc[:-1].hex()}]),
         bad_epoch("addressed to ana twice", "epoch.recipients_mismatch", [good, good]),
