@@ -12,6 +12,7 @@ function here whose output is not a function of its arguments; opening is determ
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -209,8 +210,8 @@ def check_recipients(
     wanted = [_kid(r) for r in roster]
     if len(set(wanted)) != len(wanted):
         raise RemoteProtocolError("epoch.recipients_mismatch", "the roster lists a key twice")
-    got = [s.to for s in secrets]
-    repeated = sorted({k for k in got if got.count(k) > 1})
+    got = Counter(s.to for s in secrets)
+    repeated = sorted(k for k, n in got.items() if n > 1)
     if repeated:
         raise RemoteProtocolError("epoch.recipients_mismatch", f"addressed twice: {repeated}")
     missing = sorted(set(wanted) - set(got))
