@@ -1,0 +1,638 @@
+"""The forum log: signed events, hub-sequenced entries, heads, proofs (PFP/1 §6).
+
+Normative text: specs/parts/06-forum-log.md. A member device signs an *event*; the hub
+wraps its exact bytes in an *entry* that chains to the previous entry's hash and signs it.
+Nodes cosign the *heads* they verified; two hub signatures for one ``seq`` with different
+hashes are an *equivocation proof* anyone can check offline. A quorum of members can move
+the hub with a *hub move certificate*.
+
+Everything here is pure: keys and times are arguments, and verifying never consults state
+beyond the keys it is given (the forum's rules live in ``protocol.rules``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from .codec import DEFAULT_LIMITS, Value, decode, encode
+from .errors import LocalProtocolError, RemoteProtocolError
+from .identity import check_node_name, parse_member_id
+from .keys import SigningKey, VerifyKey, b64u, sha256, sign_object, signing_input
+from .schema import check_fields, fixed_bytes, non_negative
+from .schema import field as get
+
+VERSION: Final = 1
+ZERO_HASH: Final = bytes(32)  # ``prev`` of the entry with seq 1
+NONCE_BYTES: Final = 16
+_FORUM_RE = re.compile(r"^!([A-Za-z0-9_-]{22}):(.+)$")
+_KID_RE = re.compile(r"^k[0-9a-f]{16}$")
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9.-]{0,63}$")
+
+
+# ---------------------------------------------------------------------------- names
+
+
+def make_forum_id(random16: bytes, hub: str) -> str:
+    """``"!" + b64u(16 random bytes) + ":" + hub`` (the first hub; the id never changes)."""
+    if not isinstance(random16, bytes) or len(random16) != 16:
+        raise LocalProtocolError("schema.bad_value", "forum id needs 16 random bytes")
+    return f"!{b64u(random16)}:{check_node_name(hub)}"
+
+
+def check_forum_id(forum: object) -> str:
+    """Return ``forum`` if it is a well-formed forum id, else ``schema.bad_value``."""
+    m = _FORUM_RE.match(forum) if isinstance(forum, str) else None
+    if m is None:
+        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}")
+    try:
+        check_node_name(m.group(2))
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}") from exc
+    assert isinstance(forum, str)
+    return forum
+
+
+def forum_origin(forum: str) -> str:
+    """The node that created ``forum`` (its first hub)."""
+    return check_forum_id(forum).split(":", 1)[1]
+
+
+def _kid(m: Mapping[str, Any], what: str) -> str:
+    kid = get(dict(m), "kid", str, what)
+    if not _KID_RE.match(kid):
+        raise RemoteProtocolError("schema.bad_value", f"{what}.kid is not a key id")
+    return kid
+
+
+def _version(m: Mapping[str, Any], what: str) -> None:
+    if get(dict(m), "v", int, what) != VERSION:
+        raise RemoteProtocolError("schema.unsupported_version", f"{what}.v must be 1")
+
+
+def _sig(m: Mapping[str, Any], what: str) -> bytes:
+    return fixed_bytes(dict(m), "sig", 64, what)
+
+
+def _decode_map(data: bytes, what: str) -> dict[str, Any]:
+    if not isinstance(data, bytes):
+        raise RemoteProtocolError("schema.wrong_type", f"{what} must be bin")
+    value = decode(data)
+    if not isinstance(value, dict):
+        raise RemoteProtocolError("schema.wrong_type", f"{what} must be a map")
+    return value
+
+
+def _verify(domain: str, wire: dict[str, Any], key: VerifyKey, code: str) -> None:
+    unsigned = {k: v for k, v in wire.items() if k != "sig"}
+    try:
+        key.verify(signing_input(domain, unsigned), wire["sig"])
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(code, f"{domain} signature does not verify") from exc
+
+
+# ---------------------------------------------------------------------------- events
+
+_EVENT_FIELDS: Final = ("v", "forum", "type", "author", "kid", "ts", "nonce", "epoch", "body")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A member's signed event. ``raw`` is its exact encoding (computed when omitted)."""
+
+    forum: str
+    type: str
+    author: str
+    kid: str  # key id of the author's device signing key
+    ts: int
+    nonce: bytes
+    epoch: int
+    body: dict[str, Any]
+    sig: bytes
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        wire = self.to_wire()
+        _check_event_map(wire)
+        if not self.raw:
+            object.__setattr__(self, "raw", encode(wire))
+        if len(self.raw) > DEFAULT_LIMITS.max_event_bytes:
+            raise RemoteProtocolError("event.too_large", f"{len(self.raw)} bytes")
+
+    @property
+    def event_id(self) -> bytes:
+        """SHA-256 of the encoded signed event."""
+        return sha256(self.raw)
+
+    @classmethod
+    def from_wire(cls, obj: Any, raw: bytes = b"") -> Event:
+        m = check_fields(obj, (*_EVENT_FIELDS, "sig"), what="event")
+        return cls(
+            forum=m["forum"], type=m["type"], author=m["author"], kid=m["kid"], ts=m["ts"],
+            nonce=m["nonce"], epoch=m["epoch"], body=m["body"], sig=m["sig"], raw=raw,
+        )  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Event:
+        if isinstance(data, bytes) and len(data) > DEFAULT_LIMITS.max_event_bytes:
+            raise RemoteProtocolError("event.too_large", f"{len(data)} bytes")
+        return cls.from_wire(_decode_map(data, "event"), raw=data)
+
+    def to_wire(self) -> dict[str, Value]:
+        return {
+            "v": VERSION, "forum": self.forum, "type": self.type, "author": self.author,
+            "kid": self.kid, "ts": self.ts, "nonce": self.nonce, "epoch": self.epoch,
+            "body": self.body, "sig": self.sig,
+        }  # fmt: skip
+
+    def header(self) -> dict[str, Value]:
+        """The cleartext header (event minus body and sig): AAD of sealed content."""
+        w = self.to_wire()
+        del w["body"], w["sig"]
+        return w
+
+
+def _check_event_map(m: dict[str, Any]) -> None:
+    _version(m, "event")
+    check_forum_id(get(m, "forum", str, "event"))
+    if not _TYPE_RE.match(get(m, "type", str, "event")):
+        raise RemoteProtocolError("schema.bad_value", "event.type is not a type name")
+    parse_member_id(m.get("author"))
+    _kid(m, "event")
+    non_negative(m, "ts", "event")
+    fixed_bytes(m, "nonce", NONCE_BYTES, "event")
+    non_negative(m, "epoch", "event")
+    get(m, "body", dict, "event")
+    _sig(m, "event")
+
+
+def build_event(
+    *,
+    forum: str,
+    type: str,
+    author: str,
+    device_key: SigningKey,
+    ts: int,
+    nonce: bytes,
+    epoch: int,
+    body: Mapping[str, Value],
+) -> Event:
+    """Sign an event with the author's device key (domain ``event``)."""
+    unsigned = {
+        "v": VERSION, "forum": forum, "type": type, "author": author,
+        "kid": device_key.key_id, "ts": ts, "nonce": nonce, "epoch": epoch, "body": dict(body),
+    }  # fmt: skip
+    signed = sign_object("event", unsigned, device_key)
+    raw = encode(signed)
+    if len(raw) > DEFAULT_LIMITS.max_event_bytes:
+        raise LocalProtocolError("event.too_large", f"{len(raw)} bytes")
+    return Event.from_wire(signed, raw=raw)
+
+
+def verify_event(event: Event, device_key: VerifyKey) -> None:
+    """``sig.unknown_key`` if ``device_key`` is not ``event.kid``; ``sig.invalid`` if bad."""
+    if device_key.key_id != event.kid:
+        raise RemoteProtocolError("sig.unknown_key", f"event kid {event.kid} is another key")
+    _verify("event", event.to_wire(), device_key, "sig.invalid")
+
+
+# ---------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A hub-signed log entry. ``signed_event`` is ``event`` decoded and checked."""
+
+    forum: str
+    seq: int
+    prev: bytes
+    event: bytes  # the encoded signed event, exactly as its author signed it
+    ts: int
+    hub: str
+    kid: str
+    sig: bytes
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    signed_event: Event = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        wire = self.to_wire()
+        _check_entry_map(wire)
+        if not self.raw:
+            object.__setattr__(self, "raw", encode(wire))
+        ev = Event.from_bytes(self.event)
+        if ev.forum != self.forum:
+            raise RemoteProtocolError("event.wrong_forum", "entry and its event name other forums")
+        object.__setattr__(self, "signed_event", ev)
+
+    @property
+    def hash(self) -> bytes:
+        """entry_hash: SHA-256 of the encoded signed entry."""
+        return sha256(self.raw)
+
+    @classmethod
+    def from_wire(cls, obj: Any, raw: bytes = b"") -> Entry:
+        m = check_fields(obj, ("v", "forum", "seq", "prev", "event", "ts", "hub", "kid", "sig"),
+                         what="entry")  # fmt: skip
+        return cls(
+            forum=m["forum"], seq=m["seq"], prev=m["prev"], event=m["event"], ts=m["ts"],
+            hub=m["hub"], kid=m["kid"], sig=m["sig"], raw=raw,
+        )  # fmt: skip
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Entry:
+        return cls.from_wire(_decode_map(data, "entry"), raw=data)
+
+    def to_wire(self) -> dict[str, Value]:
+        return {
+            "v": VERSION, "forum": self.forum, "seq": self.seq, "prev": self.prev,
+            "event": self.event, "ts": self.ts, "hub": self.hub, "kid": self.kid, "sig": self.sig,
+        }  # fmt: skip
+
+
+def _check_entry_map(m: dict[str, Any]) -> None:
+    _version(m, "entry")
+    check_forum_id(get(m, "forum", str, "entry"))
+    if non_negative(m, "seq", "entry") < 1:
+        raise RemoteProtocolError("schema.bad_value", "entry.seq must be >= 1")
+    fixed_bytes(m, "prev", 32, "entry")
+    get(m, "event", bytes, "entry")
+    non_negative(m, "ts", "entry")
+    check_node_name(get(m, "hub", str, "entry"))
+    _kid(m, "entry")
+    _sig(m, "entry")
+
+
+def append_entry(
+    prev_entry_hash: bytes,
+    seq: int,
+    event_bytes: bytes,
+    hub_key: SigningKey,
+    hub_name: str,
+    ts: int,
+) -> Entry:
+    """Sequence ``event_bytes`` as entry ``seq`` after ``prev_entry_hash`` (pure)."""
+    ev = Event.from_bytes(event_bytes)
+    if (seq == 1) != (prev_entry_hash == ZERO_HASH):
+        raise LocalProtocolError("entry.broken_chain", "prev is 32 zero bytes exactly at seq 1")
+    unsigned = {
+        "v": VERSION, "forum": ev.forum, "seq": seq, "prev": prev_entry_hash,
+        "event": event_bytes, "ts": ts, "hub": hub_name, "kid": hub_key.key_id,
+    }  # fmt: skip
+    signed = sign_object("entry", unsigned, hub_key)
+    return Entry.from_wire(signed, raw=encode(signed))
+
+
+def verify_entry(
+    entry: Entry, hub_key: VerifyKey, *, seq: int | None = None, prev: bytes | None = None
+) -> None:
+    """Check the hub's signature and, when given, the expected ``seq`` and ``prev``."""
+    if seq is not None and entry.seq != seq:
+        raise RemoteProtocolError("entry.bad_seq", f"expected seq {seq}, got {entry.seq}")
+    if prev is not None and entry.prev != prev:
+        raise RemoteProtocolError("entry.broken_chain", f"seq {entry.seq} does not chain")
+    if hub_key.key_id != entry.kid:
+        raise RemoteProtocolError("sig.unknown_key", f"entry kid {entry.kid} is another key")
+    _verify("entry", entry.to_wire(), hub_key, "sig.invalid")
+
+
+# ---------------------------------------------------------------------------- heads
+
+
+@dataclass(frozen=True)
+class Head:
+    """The hub's signed statement that entry ``seq`` of ``forum`` has hash ``hash``."""
+
+    forum: str
+    seq: int
+    hash: bytes
+    ts: int
+    hub: str
+    kid: str
+    sig: bytes
+
+    def __post_init__(self) -> None:
+        m = self.to_wire()
+        _check_point(m, "head")
+        check_node_name(get(m, "hub", str, "head"))
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Head:
+        m = check_fields(obj, ("v", "forum", "seq", "hash", "ts", "hub", "kid", "sig"), what="head")
+        return cls(m["forum"], m["seq"], m["hash"], m["ts"], m["hub"], m["kid"], m["sig"])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Head:
+        return cls.from_wire(_decode_map(data, "head"))
+
+    def to_wire(self) -> dict[str, Value]:
+        return {
+            "v": VERSION, "forum": self.forum, "seq": self.seq, "hash": self.hash,
+            "ts": self.ts, "hub": self.hub, "kid": self.kid, "sig": self.sig,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cosignature:
+    """A node's signed statement that it verified the chain up to ``seq`` / ``hash``."""
+
+    forum: str
+    seq: int
+    hash: bytes
+    node: str
+    ts: int
+    kid: str
+    sig: bytes
+
+    def __post_init__(self) -> None:
+        m = self.to_wire()
+        _check_point(m, "cosignature")
+        check_node_name(get(m, "node", str, "cosignature"))
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Cosignature:
+        names = ("v", "forum", "seq", "hash", "node", "ts", "kid", "sig")
+        m = check_fields(obj, names, what="cosignature")
+        return cls(m["forum"], m["seq"], m["hash"], m["node"], m["ts"], m["kid"], m["sig"])
+
+    def to_wire(self) -> dict[str, Value]:
+        return {
+            "v": VERSION, "forum": self.forum, "seq": self.seq, "hash": self.hash,
+            "node": self.node, "ts": self.ts, "kid": self.kid, "sig": self.sig,
+        }  # fmt: skip
+
+
+def _check_point(m: dict[str, Any], what: str) -> None:
+    _version(m, what)
+    check_forum_id(get(m, "forum", str, what))
+    if non_negative(m, "seq", what) < 1:
+        raise RemoteProtocolError("schema.bad_value", f"{what}.seq must be >= 1")
+    fixed_bytes(m, "hash", 32, what)
+    non_negative(m, "ts", what)
+    _kid(m, what)
+    _sig(m, what)
+
+
+def build_head(
+    forum: str, seq: int, entry_hash: bytes, hub_key: SigningKey, hub_name: str, ts: int
+) -> Head:
+    unsigned = {"v": VERSION, "forum": forum, "seq": seq, "hash": entry_hash, "ts": ts,
+                "hub": hub_name, "kid": hub_key.key_id}  # fmt: skip
+    return Head.from_wire(sign_object("head", unsigned, hub_key))
+
+
+def verify_head(head: Head, hub_key: VerifyKey) -> None:
+    """``head.invalid`` unless ``hub_key`` (named by ``head.kid``) signed ``head``."""
+    if hub_key.key_id != head.kid:
+        raise RemoteProtocolError("head.invalid", f"head kid {head.kid} is another key")
+    _verify("head", head.to_wire(), hub_key, "head.invalid")
+
+
+def cosign_head(head: Head, node_key: SigningKey, node_name: str, ts: int) -> Cosignature:
+    """Cosign a head this node has verified (callers verify the chain first)."""
+    unsigned = {"v": VERSION, "forum": head.forum, "seq": head.seq, "hash": head.hash,
+                "node": node_name, "ts": ts, "kid": node_key.key_id}  # fmt: skip
+    return Cosignature.from_wire(sign_object("cosign", unsigned, node_key))
+
+
+def verify_cosignature(cosig: Cosignature, node_key: VerifyKey, head: Head | None = None) -> None:
+    """``head.invalid`` unless ``node_key`` signed ``cosig`` (for ``head``, when given)."""
+    if head is not None and (cosig.forum, cosig.seq, cosig.hash) != (
+        head.forum,
+        head.seq,
+        head.hash,
+    ):
+        raise RemoteProtocolError("head.invalid", "cosignature is for another head")
+    if node_key.key_id != cosig.kid:
+        raise RemoteProtocolError("head.invalid", f"cosignature kid {cosig.kid} is another key")
+    _verify("cosign", cosig.to_wire(), node_key, "head.invalid")
+
+
+# ---------------------------------------------------------------------------- equivocation
+
+Signed = Entry | Head
+ItemKind = Literal["entry", "head"]
+
+
+@dataclass(frozen=True)
+class EquivocationProof:
+    """Two hub-signed items (entries or heads) for one forum and seq with different hashes.
+
+    Carries the hub's public ``key`` so it can be checked offline, with no other state.
+    """
+
+    forum: str
+    seq: int
+    hub: str
+    key: bytes
+    items: tuple[tuple[str, bytes], tuple[str, bytes]]  # (kind, encoded signed item)
+
+    def __post_init__(self) -> None:
+        check_forum_id(self.forum)
+        check_node_name(self.hub)
+        VerifyKey(self.key)
+        if type(self.seq) is not int or self.seq < 1 or len(self.items) != 2:
+            raise RemoteProtocolError("schema.bad_value", "proof needs seq >= 1 and two items")
+        for kind, data in self.items:
+            if kind not in ("entry", "head") or not isinstance(data, bytes):
+                raise RemoteProtocolError("schema.bad_value", "proof item is {kind, data:bin}")
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> EquivocationProof:
+        m = check_fields(obj, ("v", "forum", "seq", "hub", "key", "items"), what="proof")
+        _version(m, "proof")
+        raw_items = get(m, "items", list, "proof")
+        if len(raw_items) != 2:
+            raise RemoteProtocolError("schema.bad_value", "proof.items must hold two items")
+        items = []
+        for it in raw_items:
+            i = check_fields(it, ("kind", "data"), what="proof item")
+            items.append((get(i, "kind", str, "proof item"), get(i, "data", bytes, "proof item")))
+        return cls(
+            forum=get(m, "forum", str, "proof"),
+            seq=non_negative(m, "seq", "proof"),
+            hub=get(m, "hub", str, "proof"),
+            key=fixed_bytes(m, "key", 32, "proof"),
+            items=(items[0], items[1]),
+        )
+
+    def to_wire(self) -> dict[str, Value]:
+        return {
+            "v": VERSION, "forum": self.forum, "seq": self.seq, "hub": self.hub, "key": self.key,
+            "items": [{"kind": k, "data": d} for k, d in self.items],
+        }  # fmt: skip
+
+
+def _item(kind: str, data: bytes) -> tuple[Signed, bytes]:
+    if kind == "entry":
+        entry = Entry.from_bytes(data)
+        return entry, entry.hash
+    head = Head.from_bytes(data)
+    return head, head.hash
+
+
+def verify_equivocation(proof: EquivocationProof, hub_key: VerifyKey | None = None) -> None:
+    """Raise ``equivocation.invalid`` unless ``proof`` shows the hub signed two histories.
+
+    ``hub_key``, when given, is the key the caller knows for the hub; it must be the key
+    the proof carries. Any failure at all is ``equivocation.invalid``.
+    """
+    key = VerifyKey(proof.key)
+    if hub_key is not None and hub_key.raw != proof.key:
+        raise RemoteProtocolError("equivocation.invalid", "proof carries another hub key")
+    hashes = []
+    for kind, data in proof.items:
+        try:
+            obj, h = _item(kind, data)
+            if (obj.forum, obj.seq, obj.hub) != (proof.forum, proof.seq, proof.hub):
+                raise RemoteProtocolError("equivocation.invalid", "items differ in forum/seq/hub")
+            if isinstance(obj, Entry):
+                verify_entry(obj, key)
+            else:
+                verify_head(obj, key)
+        except RemoteProtocolError as exc:
+            if exc.code == "equivocation.invalid":
+                raise
+            raise RemoteProtocolError("equivocation.invalid", f"{kind}: {exc}") from exc
+        hashes.append(h)
+    if hashes[0] == hashes[1]:
+        raise RemoteProtocolError("equivocation.invalid", "both items name the same hash")
+
+
+def make_equivocation_proof(a: Signed, b: Signed, hub_key: VerifyKey) -> EquivocationProof:
+    """Package two conflicting hub-signed items; ``equivocation.invalid`` if they agree."""
+    items = tuple(("entry" if isinstance(x, Entry) else "head", _raw(x)) for x in (a, b))
+    proof = EquivocationProof(a.forum, a.seq, a.hub, hub_key.raw, (items[0], items[1]))
+    try:
+        verify_equivocation(proof, hub_key)
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError("equivocation.invalid", exc.message) from exc
+    return proof
+
+
+def _raw(x: Signed) -> bytes:
+    return x.raw if isinstance(x, Entry) else encode(x.to_wire())
+
+
+# ---------------------------------------------------------------------------- hub move
+
+
+@dataclass(frozen=True)
+class HubMoveStatement:
+    """What the members agree on: the last entry they accept, and who sequences next."""
+
+    forum: str
+    last_seq: int
+    last_hash: bytes
+    old_hub: str
+    new_hub: str
+
+    def __post_init__(self) -> None:
+        check_forum_id(self.forum)
+        check_node_name(self.old_hub)
+        check_node_name(self.new_hub)
+        if type(self.last_seq) is not int or self.last_seq < 1:
+            raise RemoteProtocolError("schema.bad_value", "last_seq must be an int >= 1")
+        if not isinstance(self.last_hash, bytes) or len(self.last_hash) != 32:
+            raise RemoteProtocolError("schema.bad_value", "last_hash must be 32 bytes")
+
+    def to_wire(self) -> dict[str, Value]:
+        return {"forum": self.forum, "last_seq": self.last_seq, "last_hash": self.last_hash,
+                "old_hub": self.old_hub, "new_hub": self.new_hub}  # fmt: skip
+
+    def signed_part(self, member: str, kid: str) -> dict[str, Value]:
+        """What one member device signs (domain ``hubmove``)."""
+        return {"v": VERSION, **self.to_wire(), "member": member, "kid": kid}
+
+
+@dataclass(frozen=True)
+class HubMoveSignature:
+    member: str
+    kid: str
+    sig: bytes
+
+    def __post_init__(self) -> None:
+        m = self.to_wire()
+        parse_member_id(self.member)
+        _kid(m, "hub move signature")
+        _sig(m, "hub move signature")
+
+    def to_wire(self) -> dict[str, Value]:
+        return {"member": self.member, "kid": self.kid, "sig": self.sig}
+
+
+@dataclass(frozen=True)
+class HubMoveCertificate:
+    statement: HubMoveStatement
+    sigs: tuple[HubMoveSignature, ...]
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> HubMoveCertificate:
+        names = ("v", "forum", "last_seq", "last_hash", "old_hub", "new_hub", "sigs")
+        m = check_fields(obj, names, what="hub move")
+        _version(m, "hub move")
+        st = HubMoveStatement(
+            forum=get(m, "forum", str, "hub move"),
+            last_seq=non_negative(m, "last_seq", "hub move"),
+            last_hash=fixed_bytes(m, "last_hash", 32, "hub move"),
+            old_hub=get(m, "old_hub", str, "hub move"),
+            new_hub=get(m, "new_hub", str, "hub move"),
+        )
+        sigs = []
+        for s in get(m, "sigs", list, "hub move"):
+            s = check_fields(s, ("member", "kid", "sig"), what="hub move signature")
+            w = "hub move signature"
+            sigs.append(HubMoveSignature(get(s, "member", str, w), _kid(s, w), _sig(s, w)))
+        return cls(st, tuple(sigs))
+
+    def to_wire(self) -> dict[str, Value]:
+        return {"v": VERSION, **self.statement.to_wire(), "sigs": [s.to_wire() for s in self.sigs]}
+
+
+def sign_hub_move(
+    statement: HubMoveStatement, member: str, device_key: SigningKey
+) -> HubMoveSignature:
+    unsigned = statement.signed_part(member, device_key.key_id)
+    return HubMoveSignature(
+        member, device_key.key_id, sign_object("hubmove", unsigned, device_key)["sig"]
+    )
+
+
+def build_hub_move(
+    statement: HubMoveStatement, signatures: Iterable[HubMoveSignature]
+) -> HubMoveCertificate:
+    """Collect signatures into a certificate (sorted by member, for one canonical form)."""
+    return HubMoveCertificate(statement, tuple(sorted(signatures, key=lambda s: (s.member, s.kid))))
+
+
+def verify_hub_move(
+    cert: HubMoveCertificate, roster: Mapping[str, Mapping[str, VerifyKey]]
+) -> None:
+    """Check ``cert`` against the active members: ``roster[member][device kid] = key``.
+
+    Every signature must be a valid one by a registered device of a distinct active member
+    (else ``hubmove.invalid``); their number must be a strict majority of the active
+    members (else ``hubmove.no_quorum``).
+    """
+    st = cert.statement
+    if st.new_hub == st.old_hub:
+        raise RemoteProtocolError("hubmove.invalid", "new hub is the old hub")
+    seen: set[str] = set()
+    for s in cert.sigs:
+        if s.member in seen:
+            raise RemoteProtocolError("hubmove.invalid", f"{s.member} signed twice")
+        seen.add(s.member)
+        key = roster.get(s.member, {}).get(s.kid)
+        if key is None:
+            raise RemoteProtocolError(
+                "hubmove.invalid", f"{s.member}/{s.kid} is not an active device"
+            )
+        try:
+            key.verify(signing_input("hubmove", st.signed_part(s.member, s.kid)), s.sig)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError("hubmove.invalid", f"bad signature by {s.member}") from exc
+    if 2 * len(seen) <= len(roster):
+        raise RemoteProtocolError(
+            "hubmove.no_quorum", f"{len(seen)} of {len(roster)} active members signed"
+        )
