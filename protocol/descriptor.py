@@ -61,6 +61,13 @@ def _bin(value: object, size: int, what: str) -> bytes:
     return checked
 
 
+def _sig(value: object, what: str) -> bytes:
+    """A signature of the wrong length cannot verify: sig.invalid, as in §3.3."""
+    if len(checked := _typed(value, bytes, what)) != 64:
+        raise RemoteProtocolError("sig.invalid", f"{what} must be 64 bytes")
+    return checked
+
+
 def _kid(value: object, what: str) -> str:
     if not _KID.fullmatch(checked := _typed(value, str, what)):
         raise _bad(what, "is not a key id")
@@ -219,7 +226,7 @@ class Descriptor:
         if PROTOCOL not in self.versions:
             raise RemoteProtocolError("schema.unsupported_version", f"{PROTOCOL} not offered")
         _kid(self.kid, "descriptor.kid")
-        _bin(self.sig, 64, "descriptor.sig")
+        _sig(self.sig, "descriptor.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Descriptor:
@@ -319,8 +326,8 @@ class Rotation:
         _int(self.ts, "rotation.ts")
         if self.old_key == self.new_key:
             raise _bad("rotation.new_key", "equals old_key")
-        _bin(self.sig, 64, "rotation.sig")
-        _bin(self.new_sig, 64, "rotation.new_sig")
+        _sig(self.sig, "rotation.sig")
+        _sig(self.new_sig, "rotation.new_sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Rotation:
@@ -444,7 +451,7 @@ class Attestation:
             raise _bad("attestation.devices", "lists a key twice")
         _int(self.ts, "attestation.ts")
         _kid(self.kid, "attestation.kid")
-        _bin(self.sig, 64, "attestation.sig")
+        _sig(self.sig, "attestation.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Attestation:

@@ -23,6 +23,7 @@ from .descriptor import (
     _bin,
     _int,
     _kid,
+    _sig,
     _text,
     _typed,
     built_locally,
@@ -81,7 +82,7 @@ class Envelope:
         _text(self.kind, "envelope.kind", MAX_KIND)
         _typed(self.body, dict, "envelope.body")
         _kid(self.kid, "envelope.kid")
-        _bin(self.sig, 64, "envelope.sig")
+        _sig(self.sig, "envelope.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Envelope:
