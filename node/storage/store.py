@@ -161,7 +161,9 @@ class PeerStore(_Base):
         keys: list[tuple[str, bytes, int | None]],
         now_ms: int,
     ) -> None:
-        """Approve ``name``: pin ``keys`` (kid, key, expired_ms) and its descriptor."""
+        """Approve ``name``: pin ``keys`` (kid, key, expired_ms) and its descriptor.
+
+        Pinned keys absent from ``keys`` are retired (expired now)."""
 
         def job(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
@@ -171,6 +173,14 @@ class PeerStore(_Base):
             )
             if cur.rowcount != 1:
                 raise StorageError(f"no peer named {name!r}")
+            # Pinned keys the new descriptor no longer lists are retired now: they still
+            # verify what was signed before, never anything newer.
+            kids = [kid for kid, _, _ in keys]
+            conn.execute(
+                f"UPDATE peer_keys SET expired_ms = ? WHERE peer = ? AND expired_ms IS NULL"
+                f" AND kid NOT IN ({','.join('?' * len(kids))})",
+                (now_ms, name, *kids),
+            )
             for kid, key, expired_ms in keys:
                 conn.execute(
                     "INSERT INTO peer_keys (peer, kid, key, pinned, expired_ms)"

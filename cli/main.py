@@ -1,0 +1,40 @@
+"""``peerforum``: the operator CLI. Also runs as ``python -m cli.main``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .node_cmds import init, key, serve_cmd, status, up
+from .output import EXIT_FAILURE, EXIT_USAGE
+from .peer_cmds import peer
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="peerforum")
+def root() -> None:
+    """PeerForum node and operator commands."""
+
+
+for command in (init, serve_cmd, up, status, key, peer):
+    root.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = root.main(args=argv, prog_name="peerforum", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_FAILURE)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

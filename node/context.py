@@ -1,0 +1,54 @@
+"""What every layer of a running node shares, and the typed keys to reach it in the app.
+
+Handlers get ``request.app[CTX]`` (settings, identity, clock, randomness) and
+``request.app[STORAGE]``; nothing reads a global. Clock and randomness are fields so tests
+can fix them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from .config import NodeConfig
+from .datadir import DataDir
+from .identity import NodeIdentity
+from .metrics import NodeMetrics
+from .ratelimit import RateLimits
+from .storage import Storage
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class NodeContext:
+    data: DataDir
+    config: NodeConfig
+    identity: NodeIdentity
+    admin_token: str
+    clock: Callable[[], int] = wall_clock_ms
+    rng: Callable[[int], bytes] = os.urandom
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    limits: RateLimits | None = None
+
+    def __post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = RateLimits.from_config(self.config.limits)
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        assert self.limits is not None
+        return self.limits
+
+
+CTX = web.AppKey("ctx", NodeContext)
+STORAGE = web.AppKey("storage", Storage)
+# Outgoing HTTP (fetching peer descriptors; delivery will share it).
+HTTP = web.AppKey("http", aiohttp.ClientSession)
