@@ -129,6 +129,7 @@ class Event:
     @classmethod
     def from_wire(cls, obj: Any, raw: bytes = b"") -> Event:
         m = check_fields(obj, (*_EVENT_FIELDS, "sig"), what="event")
+        _version(m, "event")
         return cls(
             forum=m["forum"], type=m["type"], author=m["author"], kid=m["kid"], ts=m["ts"],
             nonce=m["nonce"], epoch=m["epoch"], body=m["body"], sig=m["sig"], raw=raw,
@@ -155,7 +156,6 @@ class Event:
 
 
 def _check_event_map(m: dict[str, Any]) -> None:
-    _version(m, "event")
     check_forum_id(get(m, "forum", str, "event"))
     if not _TYPE_RE.match(get(m, "type", str, "event")):
         raise RemoteProtocolError("schema.bad_value", "event.type is not a type name")
@@ -235,6 +235,7 @@ class Entry:
     def from_wire(cls, obj: Any, raw: bytes = b"") -> Entry:
         m = check_fields(obj, ("v", "forum", "seq", "prev", "event", "ts", "hub", "kid", "sig"),
                          what="entry")  # fmt: skip
+        _version(m, "entry")
         return cls(
             forum=m["forum"], seq=m["seq"], prev=m["prev"], event=m["event"], ts=m["ts"],
             hub=m["hub"], kid=m["kid"], sig=m["sig"], raw=raw,
@@ -252,7 +253,6 @@ class Entry:
 
 
 def _check_entry_map(m: dict[str, Any]) -> None:
-    _version(m, "entry")
     check_forum_id(get(m, "forum", str, "entry"))
     if non_negative(m, "seq", "entry") < 1:
         raise RemoteProtocolError("schema.bad_value", "entry.seq must be >= 1")
@@ -320,6 +320,7 @@ class Head:
     @classmethod
     def from_wire(cls, obj: Any) -> Head:
         m = check_fields(obj, ("v", "forum", "seq", "hash", "ts", "hub", "kid", "sig"), what="head")
+        _version(m, "head")
         return cls(m["forum"], m["seq"], m["hash"], m["ts"], m["hub"], m["kid"], m["sig"])
 
     @classmethod
@@ -354,6 +355,7 @@ class Cosignature:
     def from_wire(cls, obj: Any) -> Cosignature:
         names = ("v", "forum", "seq", "hash", "node", "ts", "kid", "sig")
         m = check_fields(obj, names, what="cosignature")
+        _version(m, "cosignature")
         return cls(m["forum"], m["seq"], m["hash"], m["node"], m["ts"], m["kid"], m["sig"])
 
     def to_wire(self) -> dict[str, Value]:
@@ -364,7 +366,6 @@ class Cosignature:
 
 
 def _check_point(m: dict[str, Any], what: str) -> None:
-    _version(m, what)
     check_forum_id(get(m, "forum", str, what))
     if non_negative(m, "seq", what) < 1:
         raise RemoteProtocolError("schema.bad_value", f"{what}.seq must be >= 1")
