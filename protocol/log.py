@@ -85,12 +85,27 @@ def _decode_map(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _verify(domain: str, wire: dict[str, Any], key: VerifyKey, code: str) -> None:
-    unsigned = {k: v for k, v in wire.items() if k != "sig"}
+def _verify(domain: str, wire: dict[str, Any], key: VerifyKey, code: str, raw: bytes = b"") -> None:
     try:
-        key.verify(signing_input(domain, unsigned), wire["sig"])
+        key.verify(_unsigned_input(domain, wire, raw), wire["sig"])
     except RemoteProtocolError as exc:
         raise RemoteProtocolError(code, f"{domain} signature does not verify") from exc
+
+
+def _unsigned_input(domain: str, wire: dict[str, Any], raw: bytes) -> bytes:
+    """The signing input, cut from ``raw`` (the canonical signed encoding) when we have it.
+
+    A canonical map is its header and then its pairs in key order, so the unsigned form is
+    ``raw`` less the ``sig`` pair, counted one fewer. Only the fields ``ts``, ``type`` and
+    ``v`` sort after ``sig`` in these formats, and none can hold that 69-byte pair, so its
+    last occurrence is the field itself. Saves re-encoding on the hub's hot path.
+    """
+    pair = b"\xa3sig\xc4\x40" + wire["sig"]
+    at = raw.rfind(pair) if raw and 0x81 <= raw[0] <= 0x8F else -1
+    if at > 0 and at + len(pair) <= len(raw):
+        prefix = b"PFP/1\x00" + domain.encode("ascii") + b"\x00"
+        return prefix + bytes((raw[0] - 1,)) + raw[1:at] + raw[at + len(pair) :]
+    return signing_input(domain, {k: v for k, v in wire.items() if k != "sig"})
 
 
 # ---------------------------------------------------------------------------- events
@@ -111,6 +126,7 @@ class Event:
     epoch: int
     body: dict[str, Any]
     sig: bytes
+    # The exact encoding; computed when omitted. Only decoding passes it in (``_read``).
     raw: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +143,12 @@ class Event:
         return sha256(self.raw)
 
     @classmethod
-    def from_wire(cls, obj: Any, raw: bytes = b"") -> Event:
+    def from_wire(cls, obj: Any) -> Event:
+        return cls._read(obj, b"")
+
+    @classmethod
+    def _read(cls, obj: Any, raw: bytes) -> Event:
+        """``raw``, when given, is the exact bytes ``obj`` was strictly decoded from."""
         m = check_fields(obj, (*_EVENT_FIELDS, "sig"), what="event")
         _version(m, "event")
         return cls(
@@ -139,7 +160,7 @@ class Event:
     def from_bytes(cls, data: bytes) -> Event:
         if isinstance(data, bytes) and len(data) > DEFAULT_LIMITS.max_event_bytes:
             raise RemoteProtocolError("event.too_large", f"{len(data)} bytes")
-        return cls.from_wire(_decode_map(data, "event"), raw=data)
+        return cls._read(_decode_map(data, "event"), data)
 
     def to_wire(self) -> dict[str, Value]:
         return {
@@ -188,14 +209,14 @@ def build_event(
     raw = encode(signed)
     if len(raw) > DEFAULT_LIMITS.max_event_bytes:
         raise LocalProtocolError("event.too_large", f"{len(raw)} bytes")
-    return Event.from_wire(signed, raw=raw)
+    return Event._read(signed, raw)
 
 
 def verify_event(event: Event, device_key: VerifyKey) -> None:
     """``sig.unknown_key`` if ``device_key`` is not ``event.kid``; ``sig.invalid`` if bad."""
     if device_key.key_id != event.kid:
         raise RemoteProtocolError("sig.unknown_key", f"event kid {event.kid} is another key")
-    _verify("event", event.to_wire(), device_key, "sig.invalid")
+    _verify("event", event.to_wire(), device_key, "sig.invalid", event.raw)
 
 
 # ---------------------------------------------------------------------------- entries
@@ -232,7 +253,12 @@ class Entry:
         return sha256(self.raw)
 
     @classmethod
-    def from_wire(cls, obj: Any, raw: bytes = b"") -> Entry:
+    def from_wire(cls, obj: Any) -> Entry:
+        return cls._read(obj, b"")
+
+    @classmethod
+    def _read(cls, obj: Any, raw: bytes) -> Entry:
+        """``raw``, when given, is the exact bytes ``obj`` was strictly decoded from."""
         m = check_fields(obj, ("v", "forum", "seq", "prev", "event", "ts", "hub", "kid", "sig"),
                          what="entry")  # fmt: skip
         _version(m, "entry")
@@ -243,7 +269,7 @@ class Entry:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Entry:
-        return cls.from_wire(_decode_map(data, "entry"), raw=data)
+        return cls._read(_decode_map(data, "entry"), data)
 
     def to_wire(self) -> dict[str, Value]:
         return {
@@ -281,7 +307,7 @@ def append_entry(
         "event": event_bytes, "ts": ts, "hub": hub_name, "kid": hub_key.key_id,
     }  # fmt: skip
     signed = sign_object("entry", unsigned, hub_key)
-    return Entry.from_wire(signed, raw=encode(signed))
+    return Entry._read(signed, encode(signed))
 
 
 def verify_entry(
@@ -294,7 +320,7 @@ def verify_entry(
         raise RemoteProtocolError("entry.broken_chain", f"seq {entry.seq} does not chain")
     if hub_key.key_id != entry.kid:
         raise RemoteProtocolError("sig.unknown_key", f"entry kid {entry.kid} is another key")
-    _verify("entry", entry.to_wire(), hub_key, "sig.invalid")
+    _verify("entry", entry.to_wire(), hub_key, "sig.invalid", entry.raw)
 
 
 # ---------------------------------------------------------------------------- heads

@@ -332,3 +332,14 @@ def test_build_event_signs_with_the_device() -> None:
         build_head(ev.forum, 1, ev.event_id, key, "acme.example", T0), key, "a.b", T0
     )
     verify_cosignature(cosig, key.verify_key)
+
+
+def test_signing_input_cut_from_raw_equals_reencoding() -> None:
+    from protocol.keys import signing_input
+    from protocol.log import _unsigned_input
+
+    for entry in ENTRIES:
+        for domain, obj in (("entry", entry), ("event", entry.signed_event)):
+            wire = obj.to_wire()
+            unsigned = {k: v for k, v in wire.items() if k != "sig"}
+            assert _unsigned_input(domain, wire, obj.raw) == signing_input(domain, unsigned)
