@@ -36,7 +36,9 @@ from .log import (
 from .schema import check_fields, field
 
 KeyLookup = Callable[[str, str, int], VerifyKey | None]
-"""``(node name, kid, ts) -> key`` valid for that node at ``ts``, or None if unknown."""
+"""``(node name, kid, ts) -> key`` valid for that node at ``ts``, or None if unknown.
+
+It may raise ``sig.key_expired`` itself (see ``protocol.descriptor.key_valid_at``)."""
 
 ACTIVE: Final = "active"
 REMOVED: Final = "removed"
@@ -317,7 +319,7 @@ def assign_roles(ctx: Context) -> ForumState:
     s, ev = ctx.state, ctx.event
     target = _member_id(ctx.body, "member", ev)
     roles = _body_field(ctx.body, "roles", list, ev)
-    if len(set(map(str, roles))) != len(roles) or not all(r in ROLES for r in roles):
+    if not all(isinstance(r, str) and r in ROLES for r in roles) or len(set(roles)) != len(roles):
         raise _bad_body(f"roles must be distinct names from {sorted(ROLES)}")
     m = s.members.get(target)
     if m is None or m.status != ACTIVE:
@@ -453,12 +455,12 @@ def apply_entry(
         if state.frozen and ev.type != "hub.move":  # E2
             raise RemoteProtocolError("forum.frozen", state.forum)
         seq, prev, hub = state.seq + 1, state.head, state.hub
-        if ev.type == "hub.move":  # the new hub signs the move
-            hub = certificate_of(ev).statement.new_hub
     if entry.seq != seq:  # E3
         raise RemoteProtocolError("entry.bad_seq", f"expected seq {seq}, got {entry.seq}")
     if entry.prev != prev:  # E4
         raise RemoteProtocolError("entry.broken_chain", f"seq {entry.seq} does not chain")
+    if state is not None and ev.type == "hub.move":  # the new hub signs the move
+        hub = certificate_of(ev).statement.new_hub
     if entry.hub != hub:  # E5
         raise RemoteProtocolError("entry.wrong_hub", f"signed by {entry.hub}, hub is {hub}")
     key = hub_key_at(entry.hub, entry.kid, entry.ts)  # E6

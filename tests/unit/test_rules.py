@@ -286,3 +286,16 @@ def test_device_remove() -> None:
     driver.add("device.remove", founder, {"device": only}, epoch=None)
     assert only not in driver.state.members[founder].devices and driver.state.epoch_required
     driver.refused("device.remove", founder, {"device": only}, {"rules.unknown_device"})
+
+
+def test_malformed_bodies_are_bad_body() -> None:
+    driver = Driver()
+    founder = PEOPLE[0]
+    for body in [
+        {"member": founder, "roles": [{}]},
+        {"member": founder, "roles": ["owner"]},
+        {"member": founder, "roles": ["timekeeper", "timekeeper"]},
+        {"member": founder},
+    ]:
+        driver.refused("role.assign", founder, body, {"rules.bad_body"})
+    driver.refused("member.leave", founder, {"why": "x"}, {"rules.bad_body"})
