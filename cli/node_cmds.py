@@ -7,23 +7,24 @@ import ipaddress
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.config import NodeConfig, parse_listen
-from node.context import NodeContext
 from node.datadir import DataDir, NodeLock, init_data_dir, is_serving
 from node.identity import NodeIdentity, rotate_node_key
 from node.keystore import load_keys, permission_warning
 from node.logs import configure_logging
-from node.server import serve
 from node.storage import Storage
 from protocol.errors import ProtocolError
 from protocol.identity import check_node_name
 
 from .admin_client import AdminClient
 from .output import EXIT_CONFIG, EXIT_USAGE, Output, data_option, fail, json_option, run_command
+
+if TYPE_CHECKING:
+    from node.context import NodeContext
 
 DEFAULT_LISTEN = "127.0.0.1:8700"
 
@@ -95,6 +96,8 @@ def init(data_dir: str, name: str, listen: str, out: Output) -> None:
 
 
 def _serve(data: DataDir, out: Output, banner: bool) -> None:
+    from node.server import serve  # the server stack (aiohttp) loads only when serving
+
     config = data.load_config()
     configure_logging(config.log.level)
     warning = permission_warning(data.key)

@@ -21,7 +21,6 @@ import click
 from node.config import ConfigError
 from node.datadir import DataDirError
 from node.keystore import KeyFileError
-from node.server import StartupError
 from node.storage import StorageError
 from protocol.errors import ProtocolError
 
@@ -69,6 +68,8 @@ def _as_failure(exc: Exception) -> CliFailure:
         return CliFailure(f"configuration: {exc}", EXIT_CONFIG, "cli.config")
     if isinstance(exc, KeyFileError | DataDirError):
         return CliFailure(str(exc), EXIT_CONFIG, "cli.data_dir")
+    from node.server import StartupError  # imported late: it pulls in aiohttp
+
     if isinstance(exc, StartupError | StorageError):
         return CliFailure(str(exc), EXIT_FAILURE, "cli.failed")
     if isinstance(exc, ProtocolError):
