@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from .codec import DEFAULT_LIMITS, Value, decode, encode
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -439,7 +439,6 @@ def verify_cosignature(cosig: Cosignature, node_key: VerifyKey, head: Head | Non
 # ---------------------------------------------------------------------------- equivocation
 
 Signed = Entry | Head
-ItemKind = Literal["entry", "head"]
 
 
 @dataclass(frozen=True)
