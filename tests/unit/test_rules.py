@@ -291,11 +291,12 @@ def test_device_remove() -> None:
 def test_malformed_bodies_are_bad_body() -> None:
     driver = Driver()
     founder = PEOPLE[0]
-    for body in [
+    bodies: list[dict[str, Any]] = [
         {"member": founder, "roles": [{}]},
         {"member": founder, "roles": ["owner"]},
         {"member": founder, "roles": ["timekeeper", "timekeeper"]},
         {"member": founder},
-    ]:
+    ]
+    for body in bodies:
         driver.refused("role.assign", founder, body, {"rules.bad_body"})
     driver.refused("member.leave", founder, {"why": "x"}, {"rules.bad_body"})
