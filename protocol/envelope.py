@@ -165,6 +165,8 @@ ORIGIN_RULES: Final[Mapping[str, Callable[[dict[str, Any], str, Limits], None] |
     "forum.invite": _invite_origin,
     "forum.head": None,
     "forum.proof": None,
+    "forum.backfill": None,  # a request; answered only to participants (api.md)
+    "forum.result": None,  # hub -> submitter; the engine checks sender == the forum's hub
     "node.rotation": _rotation_origin,
     "node.ping": None,
 }
