@@ -182,7 +182,7 @@ def _build(cls: type[Any], table: Any, prefix: str) -> Any:
     for name, f in known.items():
         dotted = prefix + name
         typ = hints[name]
-        if dataclasses.is_dataclass(typ):
+        if isinstance(typ, type) and dataclasses.is_dataclass(typ):
             values[name] = _build(typ, table.get(name, {}), dotted + ".")
             continue
         if name not in table:

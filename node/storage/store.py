@@ -212,7 +212,7 @@ class PeerStore(_Base):
 
     async def count_peers(self) -> dict[str, int]:
         rows = await self._engine.fetch_all("SELECT status, COUNT(*) FROM peers GROUP BY status")
-        counts = dict.fromkeys(PEER_STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(PEER_STATUSES, 0)
         counts.update({r[0]: r[1] for r in rows})
         return counts
 
