@@ -32,8 +32,8 @@ REISSUE_AFTER_MS = DAY_MS
 
 # Paths of the federation API, published in the descriptor's endpoints. The routes
 # themselves live in node/routes/federation.py (written with the federation layer).
-FEDERATION_PREFIX = "/pfp/v1"
-ENDPOINTS = {"inbox": FEDERATION_PREFIX + "/inbox", "entries": FEDERATION_PREFIX + "/entries"}
+FEDERATION_PREFIX = "/_pf/v1"
+ENDPOINTS = {"inbox": FEDERATION_PREFIX + "/inbox", "backfill": FEDERATION_PREFIX + "/forums/{forum}/backfill"}
 
 
 def keyset_of(keys: NodeKeys) -> KeySet:

@@ -38,7 +38,7 @@ async def _client(aiohttp_client: Any, ctx: NodeContext) -> Any:
         return web.Response(body=await request.read())
 
     app.router.add_get("/test/boom", boom)
-    app.router.add_post("/pfp/v1/test-echo", echo)
+    app.router.add_post("/_pf/v1/test-echo", echo)
     return await aiohttp_client(app)
 
 
@@ -52,7 +52,7 @@ async def test_healthz_and_descriptor(aiohttp_client: Any, ctx: NodeContext) -> 
     assert resp.status == 200 and resp.content_type == MSGPACK
     desc = verify_descriptor(await resp.read(), expected_name=NAME, now_ms=NOW_MS)
     assert desc.keys.current[0] == ctx.identity.keys.verify_key
-    assert desc.endpoints["inbox"] == f"http://{NAME}/pfp/v1/inbox"
+    assert desc.endpoints["inbox"] == f"http://{NAME}/_pf/v1/inbox"
 
 
 async def test_unknown_route_is_coded_json(aiohttp_client: Any, ctx: NodeContext) -> None:
@@ -86,7 +86,7 @@ async def test_federation_routes_answer_errors_in_msgpack(
     aiohttp_client: Any, ctx: NodeContext
 ) -> None:
     client = await _client(aiohttp_client, ctx)
-    resp = await client.get("/pfp/v1/test-echo")  # wrong method
+    resp = await client.get("/_pf/v1/test-echo")  # wrong method
     assert resp.content_type == MSGPACK
     assert decode(await resp.read())["error"] == "api.bad_request"
 
@@ -95,7 +95,7 @@ async def test_body_too_large_is_refused(aiohttp_client: Any, tmp_path: Path) ->
     ctx = make_ctx(tmp_path / "d", "max_body_bytes = 1000\n")
     small = ctx.config.limits.max_body_bytes
     client = await _client(aiohttp_client, ctx)
-    resp = await client.post("/pfp/v1/test-echo", data=b"x" * (small + 1))
+    resp = await client.post("/_pf/v1/test-echo", data=b"x" * (small + 1))
     assert resp.status == 413
     assert decode(await resp.read())["error"] == "api.too_large"
 
@@ -103,7 +103,7 @@ async def test_body_too_large_is_refused(aiohttp_client: Any, tmp_path: Path) ->
         for _ in range(small // 65536 + 2):
             yield b"y" * 65536
 
-    resp = await client.post("/pfp/v1/test-echo", data=chunks())
+    resp = await client.post("/_pf/v1/test-echo", data=chunks())
     assert resp.status == 413
 
 
