@@ -19,6 +19,7 @@ from typing import Literal
 
 from ..config import StorageConfig
 from .engine import SqliteEngine, StorageError
+from .members import MemberStore
 
 PeerStatus = Literal["pending", "approved", "blocked", "key_changed"]
 PEER_STATUSES: tuple[PeerStatus, ...] = ("pending", "approved", "blocked", "key_changed")
@@ -254,7 +255,7 @@ class SummaryStore(_Base):
         return int(await self._engine.fetch_value("SELECT MAX(version) FROM schema_migrations"))
 
 
-class Storage(NodeStateStore, PeerStore, ReplayStore, SummaryStore):
+class Storage(NodeStateStore, PeerStore, ReplayStore, SummaryStore, MemberStore):
     def __init__(self, engine: SqliteEngine) -> None:
         self._engine = engine
 
