@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import StorageConfig
+from .delivery import DeliveryStore
 from .engine import SqliteEngine, StorageError
 from .members import MemberStore
 
@@ -255,7 +256,9 @@ class SummaryStore(_Base):
         return int(await self._engine.fetch_value("SELECT MAX(version) FROM schema_migrations"))
 
 
-class Storage(NodeStateStore, PeerStore, ReplayStore, SummaryStore, MemberStore):
+class Storage(
+    NodeStateStore, PeerStore, ReplayStore, SummaryStore, MemberStore, DeliveryStore
+):
     def __init__(self, engine: SqliteEngine) -> None:
         self._engine = engine
 

@@ -1,0 +1,259 @@
+"""Storage for federation delivery: the outbox, per-peer delivery health, acks, replays.
+
+The outbox holds one row per envelope to deliver. The row keeps the envelope's *draft*
+(``{id, kind, body}``, canonical msgpack) rather than a signed envelope: a signature
+carries ``ts``, and an envelope that waited out an outage longer than the skew window
+would be refused, so delivery signs at send time and keeps the ``id`` (a receiver that
+already has it answers ``envelope.replay``). Only drafts that must be signed by a key the
+node no longer holds (a rotation announced with the old key) carry ``signed`` bytes.
+
+Forum entries never enter the outbox: the sender reads them from the log starting at the
+peer's acknowledged seq (``peer_acks``), so an outage costs no rows at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+from .engine import SqliteEngine
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True)
+class PeerDelivery:
+    """Delivery health of one destination (one ``peer_delivery`` row)."""
+
+    peer: str
+    breaker: BreakerState = "closed"
+    failures: int = 0
+    backoff_ms: int = 0
+    next_attempt_ms: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    destination: str
+    draft: bytes
+    attempts: int
+    state: str
+    last_error: str | None
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    peer: str
+    queued: int
+    dead: int
+    delivery: PeerDelivery
+
+
+def _row(r: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(
+        r["id"], r["destination"], bytes(r["envelope"]), r["attempts"], r["state"],
+        r["last_error"], r["created_ms"],
+    )  # fmt: skip
+
+
+def _delivery(r: sqlite3.Row) -> PeerDelivery:
+    return PeerDelivery(
+        r["peer"], r["breaker"], r["failures"], r["backoff_ms"], r["next_attempt_ms"],
+        r["last_error"],
+    )  # fmt: skip
+
+
+class DeliveryStore:
+    # A mixin of ``Storage`` (store.py), which sets ``_engine``; not importing store.py
+    # keeps the import one-way.
+    _engine: SqliteEngine
+
+    # ------------------------------------------------------------------ outbox
+
+    async def enqueue_drafts(self, rows: list[tuple[str, bytes]], now_ms: int) -> list[int]:
+        """Queue ``(destination, draft)`` rows in one transaction; their ids, in order."""
+
+        def job(conn: sqlite3.Connection) -> list[int]:
+            ids = []
+            for destination, draft in rows:
+                cur = conn.execute(
+                    "INSERT INTO outbox (destination, kind, envelope, next_attempt_ms,"
+                    " created_ms) VALUES (?, 'envelope', ?, ?, ?)",
+                    (destination, draft, now_ms, now_ms),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            return ids
+
+        return await self._engine.write(job)
+
+    async def queued_outbox(self, destination: str, limit: int) -> list[OutboxRow]:
+        rows = await self._engine.fetch_all(
+            "SELECT * FROM outbox WHERE state = 'queued' AND destination = ? AND kind = 'envelope'"
+            " ORDER BY id LIMIT ?",
+            (destination, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def settle_outbox(
+        self,
+        delivered: list[int],
+        dead: list[tuple[int, str]],
+        retry: list[tuple[int, str]],
+    ) -> None:
+        """After one batch: drop delivered rows, dead-letter refused ones, count retries."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in delivered])
+            conn.executemany(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                [(err, i) for i, err in dead],
+            )
+            conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                [(err, i) for i, err in retry],
+            )
+
+        await self._engine.write(job)
+
+    async def outbox_destinations(self) -> list[str]:
+        rows = await self._engine.fetch_all(
+            "SELECT DISTINCT destination FROM outbox WHERE state = 'queued'"
+            " UNION SELECT peer FROM peer_delivery WHERE failures > 0"
+        )
+        return [r[0] for r in rows]
+
+    async def outbox_summary(self) -> list[OutboxSummary]:
+        counts = await self._engine.fetch_all(
+            "SELECT destination, SUM(state = 'queued') AS queued, SUM(state = 'dead') AS dead"
+            " FROM outbox GROUP BY destination"
+        )
+        states = {r["peer"]: _delivery(r) for r in await self._engine.fetch_all(
+            "SELECT * FROM peer_delivery"
+        )}  # fmt: skip
+        by_peer = {r["destination"]: (int(r["queued"]), int(r["dead"])) for r in counts}
+        return [
+            OutboxSummary(p, *by_peer.get(p, (0, 0)), states.get(p, PeerDelivery(p)))
+            for p in sorted(set(by_peer) | set(states))
+        ]
+
+    async def dead_letters(self, peer: str | None = None, limit: int = 100) -> list[OutboxRow]:
+        where, params = ("AND destination = ?", (peer,)) if peer else ("", ())
+        rows = await self._engine.fetch_all(
+            f"SELECT * FROM outbox WHERE state = 'dead' {where} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def retry_outbox(self, peer: str | None, now_ms: int) -> int:
+        """Requeue dead letters and clear backoff (the operator says: try again now)."""
+        only = "" if peer is None else " AND destination = ?"
+        only_peer = "" if peer is None else " WHERE peer = ?"
+        params: tuple[str, ...] = () if peer is None else (peer,)
+
+        def job(conn: sqlite3.Connection) -> int:
+            n = conn.execute(
+                "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_ms = ?"
+                " WHERE state = 'dead'" + only,
+                (now_ms, *params),
+            ).rowcount
+            conn.execute(
+                "UPDATE peer_delivery SET breaker = 'closed', failures = 0, backoff_ms = 0,"
+                " next_attempt_ms = 0, updated_ms = ?" + only_peer,
+                (now_ms, *params),
+            )
+            return n
+
+        return await self._engine.write(job)
+
+    # ------------------------------------------------------------------ delivery health
+
+    async def get_delivery(self, peer: str) -> PeerDelivery:
+        row = await self._engine.fetch_one("SELECT * FROM peer_delivery WHERE peer = ?", (peer,))
+        return PeerDelivery(peer) if row is None else _delivery(row)
+
+    async def put_delivery(self, state: PeerDelivery, now_ms: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO peer_delivery (peer, breaker, failures, backoff_ms,"
+                " next_attempt_ms, last_error, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (peer) DO UPDATE SET breaker = excluded.breaker,"
+                " failures = excluded.failures, backoff_ms = excluded.backoff_ms,"
+                " next_attempt_ms = excluded.next_attempt_ms,"
+                " last_error = excluded.last_error, updated_ms = excluded.updated_ms",
+                (
+                    state.peer, state.breaker, state.failures, state.backoff_ms,
+                    state.next_attempt_ms, state.last_error, now_ms,
+                ),
+            )  # fmt: skip
+
+        await self._engine.write(job)
+
+    # ------------------------------------------------------------------ acks
+
+    async def get_ack(self, peer: str, forum: str) -> int:
+        value = await self._engine.fetch_value(
+            "SELECT acked_seq FROM peer_acks WHERE peer = ? AND forum = ?", (peer, forum)
+        )
+        return 0 if value is None else int(value)
+
+    async def raise_acks(self, peer: str, acks: dict[str, int]) -> None:
+        """Record acknowledged seqs; an ack never moves backwards (answers may cross)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO peer_acks (peer, forum, acked_seq) VALUES (?, ?, ?)"
+                " ON CONFLICT (peer, forum) DO UPDATE SET"
+                " acked_seq = MAX(acked_seq, excluded.acked_seq)",
+                [(peer, forum, seq) for forum, seq in acks.items()],
+            )
+
+        await self._engine.write(job)
+
+    async def hub_forums(self, hub: str) -> list[str]:
+        """Forums this node sequences: where catch-up after a restart starts."""
+        rows = await self._engine.fetch_all("SELECT id FROM forums WHERE hub = ?", (hub,))
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ replay cache, keys
+
+    async def remember_envelopes(self, ids: list[bytes], peer: str, expires_ms: int) -> None:
+        """Record every accepted envelope id of one batch in one job."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO replay_cache (id, peer, expires_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET expires_ms = MAX(expires_ms, excluded.expires_ms)",
+                [(i, peer, expires_ms) for i in ids],
+            )
+
+        await self._engine.write(job)
+
+    async def replay_ids(self, now_ms: int) -> dict[bytes, int]:
+        """Ids still remembered (id -> expiry): the in-memory mirror after a restart."""
+        rows = await self._engine.fetch_all(
+            "SELECT id, expires_ms FROM replay_cache WHERE expires_ms >= ?", (now_ms,)
+        )
+        return {bytes(r[0]): int(r[1]) for r in rows}
+
+    async def pin_rotated_keys(
+        self, peer: str, keys: list[tuple[str, bytes, int | None]], now_ms: int
+    ) -> None:
+        """Pin the key set a verified rotation statement produced (status unchanged)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            for kid, key, expired_ms in keys:
+                conn.execute(
+                    "INSERT INTO peer_keys (peer, kid, key, pinned, expired_ms)"
+                    " VALUES (?, ?, ?, 1, ?) ON CONFLICT (peer, kid) DO UPDATE SET"
+                    " pinned = 1, expired_ms = excluded.expired_ms"
+                    " WHERE peer_keys.key = excluded.key",
+                    (peer, kid, key, expired_ms),
+                )
+            conn.execute("UPDATE peers SET updated_ms = ? WHERE name = ?", (now_ms, peer))
+
+        await self._engine.write(job)
