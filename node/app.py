@@ -23,11 +23,12 @@ from aiohttp import web
 from .context import CTX, HTTP, STORAGE, NodeContext
 from .errors import error_middleware
 from .middleware import context_middleware, limits_middleware
-from .routes import admin, health, wellknown
+from .routes import admin, client, client_forums, directory, health, members_admin, wellknown
 from .routes.admin import admin_guard
 from .storage import Storage
 
 ROUTE_MODULES: list[ModuleType] = [health, wellknown, admin]
+ROUTE_MODULES += [members_admin, client, client_forums, directory]
 
 USER_AGENT = "PeerForum/0.1 (PFP/1)"
 

@@ -202,7 +202,7 @@ class MemberStore:
         return await self._engine.write(job)
 
     async def revoke_device(self, member: str, kid: str, now_ms: int) -> bool:
-        """Revoke ``kid`` and end its sessions; False if it is not an active device of ``member``."""
+        """Revoke ``kid``, end its sessions; False unless an active device of ``member``."""
 
         def job(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(

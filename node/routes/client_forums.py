@@ -1,0 +1,213 @@
+"""Client API, forum part: submit signed events, read entries (long-poll), see state.
+
+The node only routes: an event arrives already signed and sealed by the member's device,
+and entries leave as the hub-signed bytes. What the node checks here is who may do what
+through *this* session — the event's author must be the session's member and its key the
+session's device, and a member sees only forums they are in or invited to. The forum
+rules themselves are the engine's (``node/forums``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Final
+
+from aiohttp import web
+
+from protocol.codec import decode
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.keys import b64u
+from protocol.log import Event, check_forum_id
+from protocol.rules import ACTIVE, ForumState
+
+from ..bodies import read_json
+from .client import PREFIX, Session, b64_field, session_of
+
+routes = web.RouteTableDef()
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 500
+MAX_WAIT_S: Final = 30.0  # long-poll bound: proxies and clients give up around a minute
+
+
+def _engine(request: web.Request) -> Any:
+    """The ForumEngine (``api.unavailable`` while the forum layer is not running)."""
+    try:
+        from ..forums import FORUMS  # type: ignore[attr-defined]
+    except ImportError:
+        FORUMS = None  # noqa: N806
+    engine = request.app.get(FORUMS) if FORUMS is not None else None
+    if engine is None:
+        raise RemoteProtocolError("api.unavailable", "the forum engine is not running")
+    return engine
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _state(engine: Any, forum: str) -> ForumState | None:
+    state: ForumState | None = await _maybe(engine.state(forum))
+    return state
+
+
+async def _invites(engine: Any, member: str) -> list[dict[str, Any]]:
+    """Open invitations addressed to ``member`` that the engine holds (local or received)."""
+    finder = getattr(engine, "invites_of", None)
+    if finder is None:
+        return []
+    out = []
+    for inv in await _maybe(finder(member)):
+        out.append(inv if isinstance(inv, dict) else _invite_view(inv))
+    return out
+
+
+def _invite_view(inv: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    for name in ("forum", "invite", "entry", "hub", "inviter", "seq", "received_ms"):
+        value = getattr(inv, name, None)
+        if value is not None:
+            view[name] = b64u(value) if isinstance(value, bytes) else value
+    return view
+
+
+def _forum_param(request: web.Request) -> str:
+    forum = request.match_info["forum"]
+    try:
+        return check_forum_id(forum)
+    except ProtocolError as exc:
+        raise RemoteProtocolError("api.bad_request", exc.message) from exc
+
+
+async def _visible_state(request: web.Request, session: Session, forum: str) -> ForumState:
+    """The forum's state if the session's member is active in it or invited; else forbidden.
+
+    Forums a member may not see and forums this node does not hold answer alike, so the
+    answer does not reveal which forums exist.
+    """
+    state = await _state(_engine(request), forum)
+    if state is not None:
+        m = state.members.get(session.member)
+        if (m is not None and m.status == ACTIVE) or session.member in state.invitations:
+            return state
+    raise RemoteProtocolError("api.forbidden", "not a member of that forum")
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise RemoteProtocolError("api.bad_request", f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise RemoteProtocolError("api.bad_request", f"{name} must be in {low}..{high}")
+    return value
+
+
+def _devices(devices: Any) -> list[dict[str, Any]]:
+    return [
+        {"kid": kid, "sign": b64u(d.sign.raw), "agree": b64u(d.agree.raw)}
+        for kid, d in sorted(devices.items())
+    ]
+
+
+def state_view(state: ForumState) -> dict[str, Any]:
+    """The node-enforced state as JSON: cleartext by design (specs §6.7, §7.1)."""
+    return {
+        "forum": state.forum, "hub": state.hub, "seq": state.seq, "head": b64u(state.head),
+        "epoch": state.epoch, "epoch_required": state.epoch_required, "frozen": state.frozen,
+        "members": [
+            {"member": m.id, "status": m.status, "roles": sorted(m.roles), "org": m.org,
+             "devices": _devices(m.devices)}
+            for m in sorted(state.members.values(), key=lambda m: m.id)
+        ],
+        "invitations": [
+            {"member": i.candidate, "invite": b64u(i.invite), "org": i.org,
+             "accepted": i.accepted, "devices": _devices(i.devices)}
+            for i in sorted(state.invitations.values(), key=lambda i: i.candidate)
+        ],
+    }  # fmt: skip
+
+
+@routes.get(PREFIX + "/forums")
+async def list_forums(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    engine = _engine(request)
+    out = []
+    for item in await _maybe(engine.forums_of(session.member)):
+        forum = item if isinstance(item, str) else getattr(item, "forum", None)
+        state = await _state(engine, forum) if isinstance(forum, str) else None
+        if state is None:
+            continue
+        m = state.members.get(session.member)
+        role = "member" if m is not None and m.status == ACTIVE else None
+        if role is None and session.member in state.invitations:
+            role = "invited"
+        if role is not None:
+            out.append({"forum": state.forum, "hub": state.hub, "seq": state.seq,
+                        "epoch": state.epoch, "as": role})  # fmt: skip
+    return web.json_response({"forums": out})
+
+
+@routes.get(PREFIX + "/invites")
+async def list_invites(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    return web.json_response({"invites": await _invites(_engine(request), session.member)})
+
+
+@routes.post(PREFIX + "/forums/{forum}/events")
+async def submit_event(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    forum = _forum_param(request)
+    data = b64_field(await read_json(request), "event")
+    event = Event.from_bytes(data)  # codec/schema codes: a malformed event is the client's
+    if event.author != session.member or event.kid != session.device:
+        raise RemoteProtocolError(
+            "api.forbidden", "an event must be signed by this session's member and device"
+        )
+    if event.forum != forum:
+        raise RemoteProtocolError("event.wrong_forum", "the event names another forum")
+    result = await _engine(request).submit_local(data)
+    return web.json_response(
+        {"event_id": b64u(result.event_id), "status": result.status, "seq": result.seq}
+    )
+
+
+@routes.get(PREFIX + "/forums/{forum}/entries")
+async def read_entries(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    forum = _forum_param(request)
+    from_seq = _int_query(request, "from", 1, 1, 2**53)
+    limit = _int_query(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    wait_s = min(float(_int_query(request, "wait", 0, 0, 3600)), MAX_WAIT_S)
+    await _visible_state(request, session, forum)
+    engine = _engine(request)
+    head, entries = await engine.read(forum, from_seq, limit)
+    if not entries and wait_s > 0 and head < from_seq:
+        # Push-driven in the engine (an event per forum), so waiting costs no polling.
+        await engine.wait_for(forum, from_seq, wait_s)
+        head, entries = await engine.read(forum, from_seq, limit)
+    gaps: list[list[int]] = []
+    if entries:
+        first = _seq_of(entries[0])
+        if first > from_seq:
+            gaps.append([from_seq, first - 1])
+    elif head >= from_seq:  # the log goes that far but this node lacks the entries yet
+        gaps.append([from_seq, head])
+    return web.json_response(
+        {"forum": forum, "head": head, "entries": [b64u(e) for e in entries], "gaps": gaps}
+    )
+
+
+def _seq_of(entry: bytes) -> int:
+    value = decode(entry)
+    seq = value.get("seq") if isinstance(value, dict) else None
+    return seq if isinstance(seq, int) else 0
+
+
+@routes.get(PREFIX + "/forums/{forum}/state")
+async def forum_state(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    state = await _visible_state(request, session, _forum_param(request))
+    return web.json_response(state_view(state))
