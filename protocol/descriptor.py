@@ -10,115 +10,42 @@ Time is ``now_ms``/``ts`` and keys are arguments: nothing here reads a clock.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from .codec import DEFAULT_LIMITS, Limits, decode
-from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .codec import DEFAULT_LIMITS, Limits
+from .errors import ProtocolError, RemoteProtocolError
 from .identity import check_node_name, parse_member_id
 from .keys import AgreementPublicKey, SigningKey, VerifyKey, sign_object, signing_input
-from .schema import check_fields, field
+from .schema import MAX_LIST as MAX_LIST
+from .schema import MAX_TEXT as MAX_TEXT
+from .schema import VERSION as VERSION
+from .schema import bad_value, bin_of, bounded_list, check_fields, field, kid, sig, text, uint
+from .schema import built_locally as built_locally
+from .schema import check_version as check_version
+from .schema import load_map as load_map
 
-VERSION: Final = 1
 PROTOCOL: Final = "PFP/1"
-MAX_TEXT: Final = 128  # org, title, industry, endpoint names, version strings
 MAX_URL: Final = 2048
-MAX_LIST: Final = 16  # keys, old keys, endpoints, versions, devices
-_KID = re.compile(r"k[0-9a-f]{16}")
-T = TypeVar("T")
-
-# ---------------------------------------------------------------------------- field checks
-
-
-def _bad(what: str, why: str) -> RemoteProtocolError:
-    return RemoteProtocolError("schema.bad_value", f"{what} {why}")
-
-
-def _typed(value: object, typ: type[T], what: str) -> T:
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise RemoteProtocolError("schema.wrong_type", f"{what} must be {typ.__name__}")
-    return value
-
-
-def _int(value: object, what: str) -> int:
-    if (checked := _typed(value, int, what)) < 0:
-        raise _bad(what, "must be >= 0")
-    return checked
-
-
-def _text(value: object, what: str, limit: int = MAX_TEXT) -> str:
-    if not 1 <= len(checked := _typed(value, str, what)) <= limit:
-        raise _bad(what, f"must be 1..{limit} characters")
-    return checked
-
-
-def _bin(value: object, size: int, what: str) -> bytes:
-    if len(checked := _typed(value, bytes, what)) != size:
-        raise _bad(what, f"must be {size} bytes")
-    return checked
-
-
-def _sig(value: object, what: str) -> bytes:
-    """A signature of the wrong length cannot verify: sig.invalid, as in §3.3."""
-    if len(checked := _typed(value, bytes, what)) != 64:
-        raise RemoteProtocolError("sig.invalid", f"{what} must be 64 bytes")
-    return checked
-
-
-def _kid(value: object, what: str) -> str:
-    if not _KID.fullmatch(checked := _typed(value, str, what)):
-        raise _bad(what, "is not a key id")
-    return checked
-
-
-def _list(obj: dict[str, Any], name: str, what: str, *, empty: bool = False) -> list[Any]:
-    items = field(obj, name, list, what)
-    if len(items) > MAX_LIST or (not empty and not items):
-        raise _bad(f"{what}.{name}", f"must hold {0 if empty else 1}..{MAX_LIST} items")
-    return items
-
-
-def check_version(obj: dict[str, Any], what: str) -> None:
-    if field(obj, "v", int, what) != VERSION:
-        raise RemoteProtocolError("schema.unsupported_version", f"{what}.v must be {VERSION}")
-
-
-def load_map(data: bytes | Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Canonical bytes are decoded; an already-decoded map is taken as is."""
-    value = decode(data, limits) if isinstance(data, bytes) else data
-    if not isinstance(value, Mapping):
-        raise RemoteProtocolError("schema.wrong_type", "expected a map")
-    return dict(value)
 
 
 def _optional(obj: dict[str, Any], name: str) -> str | None:
     """An optional text field is absent, never nil."""
-    return _text(obj[name], name) if name in obj else None
+    return text(obj[name], name) if name in obj else None
 
 
 def _pub(value: object, what: str) -> VerifyKey:
-    return VerifyKey(_bin(value, 32, what))
+    return VerifyKey(bin_of(value, 32, what))
 
 
 def _keyed(obj: Any, what: str, extra: Sequence[str] = ()) -> VerifyKey:
     """A wire key entry {kid, key, ...}: the kid must be the key's id."""
     check_fields(obj, ("kid", "key", *extra), what=what)
     key = _pub(obj["key"], f"{what}.key")
-    if _kid(obj["kid"], f"{what}.kid") != key.key_id:
-        raise _bad(f"{what}.kid", "is not the id of its key")
+    if kid(obj["kid"], f"{what}.kid") != key.key_id:
+        raise bad_value(f"{what}.kid", "is not the id of its key")
     return key
-
-
-@contextmanager
-def built_locally() -> Iterator[None]:
-    """When *we* build a message, a validation failure is our error, not a peer's."""
-    try:
-        yield
-    except RemoteProtocolError as exc:
-        raise LocalProtocolError(exc.code, exc.message) from exc
 
 
 # ---------------------------------------------------------------------------- key sets
@@ -132,7 +59,7 @@ class OldKey:
     expired: int
 
     def __post_init__(self) -> None:
-        _int(self.expired, "old key expired")
+        uint(self.expired, "old key expired")
 
 
 @dataclass(frozen=True)
@@ -144,17 +71,17 @@ class KeySet:
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.current) <= MAX_LIST or len(self.old) > MAX_LIST:
-            raise _bad("key set", f"needs 1..{MAX_LIST} current and <= {MAX_LIST} old keys")
+            raise bad_value("key set", f"needs 1..{MAX_LIST} current and <= {MAX_LIST} old keys")
         kids = [k.key_id for k in self.current] + [o.key.key_id for o in self.old]
         if len(set(kids)) != len(kids):
-            raise _bad("key set", "lists a key twice")
+            raise bad_value("key set", "lists a key twice")
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], what: str = "keys") -> KeySet:
-        current = tuple(_keyed(e, f"{what}.keys[]") for e in _list(obj, "keys", what))
+        current = tuple(_keyed(e, f"{what}.keys[]") for e in bounded_list(obj, "keys", what))
         old = tuple(
-            OldKey(_keyed(e, f"{what}.old_keys[]", ("expired",)), _int(e["expired"], "expired"))
-            for e in _list(obj, "old_keys", what, empty=True)
+            OldKey(_keyed(e, f"{what}.old_keys[]", ("expired",)), uint(e["expired"], "expired"))
+            for e in bounded_list(obj, "old_keys", what, empty=True)
         )
         return cls(current, old)
 
@@ -208,25 +135,25 @@ class Descriptor:
 
     def __post_init__(self) -> None:
         check_node_name(self.name)
-        _int(self.issued, "descriptor.issued")
-        if _int(self.valid_until, "descriptor.valid_until") < self.issued:
-            raise _bad("descriptor.valid_until", "is before issued")
+        uint(self.issued, "descriptor.issued")
+        if uint(self.valid_until, "descriptor.valid_until") < self.issued:
+            raise bad_value("descriptor.valid_until", "is before issued")
         if not isinstance(self.endpoints, dict) or not 1 <= len(self.endpoints) <= MAX_LIST:
-            raise _bad("descriptor.endpoints", f"must be a map of 1..{MAX_LIST} urls")
+            raise bad_value("descriptor.endpoints", f"must be a map of 1..{MAX_LIST} urls")
         for name, url in self.endpoints.items():
-            where = f"descriptor.endpoints.{_text(name, 'descriptor.endpoints key')}"
-            if not _text(url, where, MAX_URL).startswith(("https://", "http://")):
-                raise _bad(where, "must be an http(s) url")
+            where = f"descriptor.endpoints.{text(name, 'descriptor.endpoints key')}"
+            if not text(url, where, MAX_URL).startswith(("https://", "http://")):
+                raise bad_value(where, "must be an http(s) url")
         if "inbox" not in self.endpoints:
             raise RemoteProtocolError("schema.missing_field", "descriptor.endpoints.inbox")
         if not 1 <= len(self.versions) <= MAX_LIST:
-            raise _bad("descriptor.versions", f"must hold 1..{MAX_LIST} items")
+            raise bad_value("descriptor.versions", f"must hold 1..{MAX_LIST} items")
         for version in self.versions:
-            _text(version, "descriptor.versions[]")
+            text(version, "descriptor.versions[]")
         if PROTOCOL not in self.versions:
             raise RemoteProtocolError("schema.unsupported_version", f"{PROTOCOL} not offered")
-        _kid(self.kid, "descriptor.kid")
-        _sig(self.sig, "descriptor.sig")
+        kid(self.kid, "descriptor.kid")
+        sig(self.sig, "descriptor.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Descriptor:
@@ -323,11 +250,11 @@ class Rotation:
 
     def __post_init__(self) -> None:
         check_node_name(self.node)
-        _int(self.ts, "rotation.ts")
+        uint(self.ts, "rotation.ts")
         if self.old_key == self.new_key:
-            raise _bad("rotation.new_key", "equals old_key")
-        _sig(self.sig, "rotation.sig")
-        _sig(self.new_sig, "rotation.new_sig")
+            raise bad_value("rotation.new_key", "equals old_key")
+        sig(self.sig, "rotation.sig")
+        sig(self.new_sig, "rotation.new_sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Rotation:
@@ -335,7 +262,7 @@ class Rotation:
         check_version(obj, "rotation")
         old = _keyed({"kid": obj["old_kid"], "key": obj["old_key"]}, "rotation.old")
         new = _keyed({"kid": obj["new_kid"], "key": obj["new_key"]}, "rotation.new")
-        if _kid(obj["kid"], "rotation.kid") != old.key_id:
+        if kid(obj["kid"], "rotation.kid") != old.key_id:
             raise RemoteProtocolError("rotation.invalid", "not signed by the old key")
         return cls(obj["node"], old, new, obj["ts"], obj["sig"], obj["new_sig"])
 
@@ -413,7 +340,7 @@ class Device:
         check_fields(obj, ("sign", "agree"), what="device")
         return cls(
             _pub(obj["sign"], "device.sign"),
-            AgreementPublicKey(_bin(obj["agree"], 32, "device.agree")),
+            AgreementPublicKey(bin_of(obj["agree"], 32, "device.agree")),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -438,26 +365,26 @@ class Attestation:
         check_node_name(self.node)
         if parse_member_id(self.member)[1] != self.node:
             raise RemoteProtocolError("attestation.invalid", "member is not of the signing node")
-        _text(self.org, "attestation.org")
+        text(self.org, "attestation.org")
         if self.title is not None:
-            _text(self.title, "attestation.title")
+            text(self.title, "attestation.title")
         if self.industry is not None:
-            _text(self.industry, "attestation.industry")
+            text(self.industry, "attestation.industry")
         if not 1 <= len(self.devices) <= MAX_LIST:
-            raise _bad("attestation.devices", f"must hold 1..{MAX_LIST} devices")
+            raise bad_value("attestation.devices", f"must hold 1..{MAX_LIST} devices")
         signs = {d.sign for d in self.devices}
         agrees = {d.agree for d in self.devices}
         if len(signs) != len(self.devices) or len(agrees) != len(self.devices):
-            raise _bad("attestation.devices", "lists a key twice")
-        _int(self.ts, "attestation.ts")
-        _kid(self.kid, "attestation.kid")
-        _sig(self.sig, "attestation.sig")
+            raise bad_value("attestation.devices", "lists a key twice")
+        uint(self.ts, "attestation.ts")
+        kid(self.kid, "attestation.kid")
+        sig(self.sig, "attestation.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Attestation:
         check_fields(obj, _ATTESTATION_FIELDS, ("title", "industry"), what="attestation")
         check_version(obj, "attestation")
-        devices = [Device.from_wire(e) for e in _list(obj, "devices", "attestation")]
+        devices = [Device.from_wire(e) for e in bounded_list(obj, "devices", "attestation")]
         return cls(
             obj["node"], obj["member"], obj["org"], tuple(devices), obj["ts"], obj["kid"],
             obj["sig"], _optional(obj, "title"), _optional(obj, "industry"),

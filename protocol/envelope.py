@@ -17,25 +17,25 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .codec import DEFAULT_LIMITS, Limits, encode
-from .descriptor import (
-    KeySet,
-    Rotation,
-    _bin,
-    _int,
-    _kid,
-    _sig,
-    _text,
-    _typed,
-    built_locally,
-    check_version,
-    load_map,
-)
+from .descriptor import KeySet, Rotation
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .identity import check_node_name, node_of
 from .keys import SigningKey, sign_object, signing_input
-from .schema import check_fields, field
+from .schema import VERSION as VERSION
+from .schema import (
+    bin_of,
+    built_locally,
+    check_fields,
+    check_version,
+    field,
+    kid,
+    load_map,
+    sig,
+    text,
+    typed,
+    uint,
+)
 
-VERSION: Final = 1
 ID_BYTES: Final = 16
 MAX_KIND: Final = 64
 _FIELDS: Final = ("v", "id", "from", "to", "ts", "kind", "body", "kid", "sig")
@@ -75,14 +75,14 @@ class Envelope:
     sig: bytes
 
     def __post_init__(self) -> None:
-        _bin(self.id, ID_BYTES, "envelope.id")
+        bin_of(self.id, ID_BYTES, "envelope.id")
         check_node_name(self.sender)
         check_node_name(self.to)
-        _int(self.ts, "envelope.ts")
-        _text(self.kind, "envelope.kind", MAX_KIND)
-        _typed(self.body, dict, "envelope.body")
-        _kid(self.kid, "envelope.kid")
-        _sig(self.sig, "envelope.sig")
+        uint(self.ts, "envelope.ts")
+        text(self.kind, "envelope.kind", MAX_KIND)
+        typed(self.body, dict, "envelope.body")
+        kid(self.kid, "envelope.kid")
+        sig(self.sig, "envelope.sig")
 
     @classmethod
     def from_wire(cls, obj: Any) -> Envelope:
@@ -122,12 +122,12 @@ def _signed_items(body: dict[str, Any], name: str, limits: Limits) -> list[dict[
     items = field(body, name, list, "body")
     if not items:
         raise RemoteProtocolError("schema.bad_value", f"body.{name} is empty")
-    return [load_map(_typed(item, bytes, f"body.{name}[]"), limits) for item in items]
+    return [load_map(typed(item, bytes, f"body.{name}[]"), limits) for item in items]
 
 
 def _forum_body(body: dict[str, Any], items: str) -> None:
     check_fields(body, ("forum", items), what="body")
-    _text(body["forum"], "body.forum", 255)
+    text(body["forum"], "body.forum", 255)
 
 
 def _submit_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
@@ -147,14 +147,14 @@ def _entries_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
 
 def _invite_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
     _forum_body(body, "entry")
-    entry = load_map(_typed(body["entry"], bytes, "body.entry"), limits)
+    entry = load_map(typed(body["entry"], bytes, "body.entry"), limits)
     if (hub := field(entry, "hub", str, "entry")) != sender:
         raise _origin_mismatch("entry hub", hub, sender)
 
 
 def _rotation_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
     check_fields(body, ("rotation",), what="body")
-    rotation = Rotation.from_wire(load_map(_typed(body["rotation"], bytes, "rotation"), limits))
+    rotation = Rotation.from_wire(load_map(typed(body["rotation"], bytes, "rotation"), limits))
     if rotation.node != sender:
         raise _origin_mismatch("rotation node", rotation.node, sender)
 
@@ -245,7 +245,7 @@ def accept_batch(
     for item in items:
         try:
             env = accept_envelope(
-                _typed(item, bytes, "batch.envelopes[]"),
+                typed(item, bytes, "batch.envelopes[]"),
                 me=me,
                 now_ms=now_ms,
                 peers=peers,
