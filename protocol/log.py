@@ -62,7 +62,7 @@ def forum_origin(forum: str) -> str:
 
 def _kid(m: Mapping[str, Any], what: str) -> str:
     kid = get(dict(m), "kid", str, what)
-    if not _KID_RE.match(kid):
+    if not _KID_RE.fullmatch(kid):
         raise RemoteProtocolError("schema.bad_value", f"{what}.kid is not a key id")
     return kid
 

@@ -156,6 +156,7 @@ def test_event_fields_are_checked() -> None:
         ("epoch", -1, "schema.bad_value"),
         ("author", "alice", "identity.bad_member_id"),
         ("kid", "k12", "schema.bad_value"),
+        ("kid", wire["kid"] + "\n", "schema.bad_value"),  # the whole str is the key id
         ("type", "Post!", "schema.bad_value"),
         ("body", [], "schema.wrong_type"),
     ]:
