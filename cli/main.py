@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from .client_cmds import client, forum
+from .member_cmds import member
 from .node_cmds import init, key, serve_cmd, status, up
 from .output import EXIT_FAILURE, EXIT_USAGE
 from .peer_cmds import peer
@@ -18,6 +20,8 @@ def root() -> None:
 
 
 for command in (init, serve_cmd, up, status, key, peer):
+    root.add_command(command)
+for command in (member, client, forum):
     root.add_command(command)
 
 

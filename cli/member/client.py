@@ -1,0 +1,331 @@
+"""The member client: every signature, seal and decryption happens here, on the device.
+
+The home node sees signed events whose content is sealed, and answers with hub-signed
+entries. The client never takes the node's word for the forum: it folds the log itself
+(``protocol.rules.fold``, with node keys it fetched from each node) and derives from that
+fold whom it may seal to (``roster.py``). Randomness (event nonces, epoch secrets,
+content nonces) comes from ``os.urandom`` here, at the library boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from node.directory import enroll_message, handle_of_code
+from protocol.codec import Value, decode
+from protocol.descriptor import KeySet, verify_attestation
+from protocol.errors import ProtocolError
+from protocol.group import seal_epoch
+from protocol.identity import member_id, node_of
+from protocol.keys import b64u, key_id, unb64u
+from protocol.log import Entry, Event, build_event, make_forum_id
+from protocol.rules import ACTIVE, ForumState, fold
+
+from .api import PREFIX, MemberApiError, Session, fetch_descriptor, http_json, node_name_of
+from .api import now_ms as wall_ms
+from .api import quote as q
+from .profile import Profile
+from .roster import attested_devices, compare_reported, roster_after, sealing_keys
+from .sealing import open_epochs, readable, seal_map
+from .trust import NodeKeys
+
+PAGE = 500
+Body = dict[str, Value] | Callable[[dict[str, Any]], dict[str, Value]]
+COMMIT_RETRIES = 3
+
+
+class MemberClient:
+    def __init__(
+        self,
+        profile_dir: Path | str,
+        *,
+        clock: Callable[[], int] = wall_ms,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.profile = Profile(Path(profile_dir))
+        self.clock, self.rng = clock, rng
+        self.session = Session(self.profile, clock, rng)
+        self.member, self.node = self.session.member, self.session.node
+        self.sign_key, self.agree_key = self.profile.device()
+        self.keys = NodeKeys(self.profile, self.session.base)
+
+    # ------------------------------------------------------------------ enrollment
+
+    @classmethod
+    def enroll(
+        cls, profile_dir: Path | str, node_url: str, code: str,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> MemberClient:  # fmt: skip
+        """Create this device's keys, spend the code, check the attestation, log in."""
+        profile = Profile(Path(profile_dir))
+        node = node_name_of(node_url)
+        desc, data = fetch_descriptor(node_url, node, wall_ms())
+        member = member_id(handle_of_code(code), node)
+        sign, agree = profile.create_device(rng)
+        proof = sign.sign(enroll_message(code=code, member=member, node=node,
+                                         sign=sign.verify_key.raw, agree=agree.public.raw))
+        answer = http_json("POST", node_url.rstrip("/") + PREFIX + "/enroll", {
+            "code": code, "proof": b64u(proof),
+            "device": {"sign": b64u(sign.verify_key.raw), "agree": b64u(agree.public.raw)},
+        })  # fmt: skip
+        att = verify_attestation(unb64u(answer["attestation"]), expected_node=node,
+                                 keys=desc.keys)  # fmt: skip
+        if att.member != member or sign.key_id not in {d.device_id for d in att.devices}:
+            raise MemberApiError("attestation.invalid", "the node attested another device")
+        profile.pin_descriptor(node, data)
+        profile.save_settings(node_url=node_url.rstrip("/"), node=node, member=member,
+                              kid=sign.key_id, token=None)  # fmt: skip
+        client = cls(profile.root, rng=rng)
+        client.session.login()
+        return client
+
+    def me(self) -> dict[str, Any]:
+        return self.session.call("GET", "/me")
+
+    def attestation(self, member: str) -> dict[str, Any]:
+        """A member's attestation, verified here under its own node's key."""
+        data = unb64u(self.session.call("GET", f"/members/{q(member)}/attestation")["attestation"])
+        att_map = decode(data)
+        assert isinstance(att_map, dict)
+        node = node_of(member)
+        key = self.keys(node, str(att_map.get("kid")), int(att_map.get("ts", 0)))
+        if key is None:
+            raise MemberApiError("sig.unknown_key", f"no key for {member}'s node")
+        att = verify_attestation(att_map, expected_node=node, keys=KeySet((key,)))
+        if att.member != member:
+            raise MemberApiError("attestation.invalid", f"attests {att.member}, not {member}")
+        return att_map
+
+    # ------------------------------------------------------------------ the log, verified
+
+    def forums(self) -> list[dict[str, Any]]:
+        return list(self.session.call("GET", "/forums")["forums"])
+
+    def invites(self) -> list[dict[str, Any]]:
+        return list(self.session.call("GET", "/invites")["invites"])
+
+    def reported_state(self, forum: str) -> dict[str, Any]:
+        """The node's view of the forum (cleartext roster); informative only."""
+        return self.session.call("GET", f"/forums/{q(forum)}/state")
+
+    def entries(self, forum: str, from_seq: int = 1, wait_s: int = 0) -> tuple[int, list[Entry]]:
+        out: list[Entry] = []
+        head = 0
+        while True:
+            page = self.session.call(
+                "GET", f"/forums/{q(forum)}/entries?from={from_seq}&limit={PAGE}&wait={wait_s}",
+                timeout_s=wait_s + 30,
+            )  # fmt: skip
+            if page["gaps"]:
+                raise MemberApiError("forum.gap", f"{forum}: entries missing {page['gaps']}")
+            head, batch = int(page["head"]), [Entry.from_bytes(unb64u(e)) for e in page["entries"]]
+            out.extend(batch)
+            wait_s = 0
+            if not batch or batch[-1].seq >= head:
+                return head, out
+            from_seq = batch[-1].seq + 1
+
+    def verified(self, forum: str) -> tuple[ForumState, list[Entry]]:
+        """Our own fold of the whole log: hub signatures, chain and rules, all checked here."""
+        _, entries = self.entries(forum)
+        state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
+        if state is None:
+            raise MemberApiError("forum.unknown", f"{forum} has no entries")
+        open_epochs(self.profile, forum, entries, self.agree_key)
+        return state, entries
+
+    def members(self, forum: str) -> list[dict[str, Any]]:
+        state, _ = self.verified(forum)
+        return [{"member": m.id, "org": m.org, "roles": sorted(m.roles)}
+                for m in sorted(state.active(), key=lambda m: m.id)]  # fmt: skip
+
+    # ------------------------------------------------------------------ events
+
+    def _event(self, forum: str, type: str, epoch: int, body: Body) -> Event:
+        """Sign an event; a callable body seals its parts under the event's own header."""
+        ts, nonce = self.clock(), self.rng(16)
+        header = {
+            "v": 1, "forum": forum, "type": type, "author": self.member,
+            "kid": self.sign_key.key_id, "ts": ts, "nonce": nonce, "epoch": epoch,
+        }  # fmt: skip
+        return build_event(
+            forum=forum, type=type, author=self.member, device_key=self.sign_key, ts=ts,
+            nonce=nonce, epoch=epoch, body=body(header) if callable(body) else body,
+        )  # fmt: skip
+
+    def submit(self, event: Event) -> dict[str, Any]:
+        return self.session.call(
+            "POST", f"/forums/{q(event.forum)}/events", {"event": b64u(event.raw)}
+        )
+
+    def _secret(self, forum: str, epoch: int) -> bytes:
+        secret = self.profile.epoch_secret(forum, epoch)
+        if secret is None:
+            raise MemberApiError("content.open_failed", f"no secret for epoch {epoch} of {forum}")
+        return secret
+
+    def _sealed(self, forum: str, epoch: int, content: dict[str, Value]) -> Any:
+        secret = self._secret(forum, epoch)
+        return lambda header: seal_map(secret, header, content, self.rng)
+
+    # ------------------------------------------------------------------ forum operations
+
+    def create_forum(self, name: str | None = None) -> str:
+        """forum.create, then epoch 1 sealed to our devices; the name only as sealed content."""
+        forum = make_forum_id(self.rng(16), self.node)
+        att = self.attestation(self.member)
+        ev = self._event(forum, "forum.create", 0, lambda h: {"hub": self.node, "attestation": att})
+        self.submit(ev)
+        self.sync(forum)
+        if name is not None:
+            self.post(forum, name, type="charter", field="name")
+        return forum
+
+    def invite(self, forum: str, candidate: str, note: str = "") -> str:
+        state, _ = self.verified(forum)
+        att = self.attestation(candidate)
+        seal = self._sealed(forum, state.epoch, {"note": note})
+        ev = self._event(
+            forum, "member.invite", state.epoch,
+            lambda h: {"candidate": candidate, "attestation": att, "sealed": seal(h)},
+        )  # fmt: skip
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    def accept(self, forum: str) -> str:
+        """As the candidate: accept the open invitation with a device it attested."""
+        invite, epoch = self._open_invite(forum)
+        ev = self._event(forum, "member.accept", epoch, lambda h: {"invite": invite})
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    def _open_invite(self, forum: str) -> tuple[bytes, int]:
+        try:
+            state, _ = self.verified(forum)
+        except MemberApiError as exc:
+            if exc.code != "api.forbidden":
+                raise
+            state = None
+        if state is not None and self.member in state.invitations:
+            return state.invitations[self.member].invite, state.epoch
+        for inv in self.invites():  # a hub elsewhere: the invitation entry our node received
+            if inv.get("forum") == forum and inv.get("entry"):
+                entry = Entry.from_bytes(unb64u(inv["entry"]))
+                return entry.signed_event.event_id, entry.signed_event.epoch
+        raise MemberApiError("rules.no_invitation", f"no open invitation to {forum}")
+
+    def sync(self, forum: str) -> dict[str, Any]:
+        """Client duties: open secrets sealed to us; commit a new epoch when one is due."""
+        for _ in range(COMMIT_RETRIES):
+            state, entries = self.verified(forum)
+            me = state.members.get(self.member)
+            admit = sorted(c for c, inv in state.invitations.items() if inv.accepted)
+            if me is None or me.status != ACTIVE or not (state.epoch_required or admit):
+                return {"forum": forum, "epoch": state.epoch, "committed": False, "admitted": []}
+            compare_reported(self.reported_state(forum), state)
+            keys = sealing_keys(roster_after(state, admit), attested_devices(entries, self.keys))
+            secret, epoch = self.rng(32), state.epoch + 1
+            sealed = seal_epoch(secret, forum=forum, epoch=epoch, recipients=keys)
+            body: dict[str, Value] = {
+                "epoch": epoch, "admit": list(admit), "secrets": [s.to_wire() for s in sealed]
+            }  # fmt: skip
+            ev = self._event(forum, "epoch.commit", state.epoch, body)
+            try:
+                result = self.submit(ev)
+            except MemberApiError as exc:  # another member committed first: look again
+                if exc.code in ("rules.stale_epoch", "rules.no_invitation"):
+                    continue
+                raise
+            self._await_seq(forum, result.get("seq") or state.seq + 1)
+            after, _ = self.verified(forum)  # the log, not our memory, says what the epoch is
+            return {"forum": forum, "epoch": after.epoch, "committed": True, "admitted": admit}
+        raise MemberApiError("rules.stale_epoch", "the epoch kept moving; try sync again")
+
+    def _await_seq(self, forum: str, seq: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            page = self.session.call("GET", f"/forums/{q(forum)}/entries?from={seq}&limit=1&wait=5",
+                                     timeout_s=40)  # fmt: skip
+            if page["head"] >= seq:
+                return
+
+    def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:
+        state, _ = self.verified(forum)
+        if state.epoch_required or any(i.accepted for i in state.invitations.values()):
+            self.sync(forum)
+            state, _ = self.verified(forum)
+        if state.epoch_required:  # never seal to an epoch a removed device may hold
+            raise MemberApiError("rules.epoch_required", "a new epoch is due: run forum sync")
+        secret = self._secret(forum, state.epoch)
+        ev = self._event(
+            forum, type, state.epoch, lambda h: {"ct": seal_map(secret, h, {field: text}, self.rng)}
+        )
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    def read(
+        self, forum: str, from_seq: int = 1, wait_seq: int | None = None, timeout_s: int = 0
+    ) -> dict[str, Any]:
+        """Decrypted entries from ``from_seq``; optionally wait until ``wait_seq`` exists."""
+        if wait_seq is not None:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                left = max(1, int(deadline - time.monotonic()))
+                head, _ = self.entries(forum, from_seq=max(wait_seq, 1), wait_s=min(left, 30))
+                if head >= wait_seq:
+                    break
+        state, entries = self.verified(forum)
+        out = [readable(self.profile, e) for e in entries if e.seq >= from_seq]
+        return {"forum": forum, "head": state.seq, "epoch": state.epoch, "entries": out}
+
+    def remove(self, forum: str, member: str, reason: str = "") -> str:
+        state, _ = self.verified(forum)
+        seal = self._sealed(forum, state.epoch, {"reason": reason})
+        ev = self._event(forum, "member.remove", state.epoch,
+                         lambda h: {"subject": member, "sealed": seal(h)})  # fmt: skip
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    def leave(self, forum: str) -> str:
+        state, _ = self.verified(forum)
+        ev = self._event(forum, "member.leave", state.epoch, lambda h: {})
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    # ------------------------------------------------------------------ hub move
+
+    def hub_move_statement(self, forum: str, new_hub: str) -> Any:
+        from protocol.log import HubMoveStatement
+
+        state, _ = self.verified(forum)
+        return HubMoveStatement(forum, state.seq, state.head, state.hub, node_hub(new_hub))
+
+    def sign_hub_move(self, statement: Any) -> Any:
+        from protocol.log import sign_hub_move
+
+        return sign_hub_move(statement, self.member, self.sign_key)
+
+    def move_hub(self, forum: str, new_hub: str, certificate: Any) -> str:
+        """Submit the hub.move carrying ``certificate`` (built with protocol.log.build_hub_move)."""
+        if certificate.statement.new_hub != node_hub(new_hub):
+            raise MemberApiError("hubmove.invalid", "the certificate names another hub")
+        state, _ = self.verified(forum)
+        ev = self._event(forum, "hub.move", state.epoch,
+                         lambda h: {"certificate": certificate.to_wire()})  # fmt: skip
+        self.submit(ev)
+        return b64u(ev.event_id)
+
+    def logout(self) -> None:
+        self.session.logout()
+
+
+def node_hub(hub: str) -> str:
+    """A hub named by URL or by node name."""
+    return node_name_of(hub) if "://" in hub else hub
+
+
+__all__ = ["MemberClient", "ProtocolError", "key_id"]

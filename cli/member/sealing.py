@@ -1,0 +1,88 @@
+"""Sealing and opening on the device: content, sealed parts of events, epoch secrets.
+
+Epoch secrets are taken only from ``epoch.commit`` entries of the verified log, so the
+secret a device holds for an epoch is exactly the one its forum committed — never one
+it generated and the hub did not sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from protocol.codec import Value
+from protocol.errors import ProtocolError
+from protocol.group import (
+    SealedContent,
+    SealedSecret,
+    open_content_map,
+    open_epoch,
+    seal_content_map,
+)
+from protocol.keys import AgreementKey, b64u
+from protocol.log import Entry
+from protocol.rules import CONTENT_TYPES
+
+from .profile import Profile
+
+# Node-enforced types whose body may carry a sealed part (the invitation's note, the
+# removal's reason), and the cleartext fields shown beside it.
+SEALED_PART = {"member.invite": ("candidate",), "member.remove": ("subject",)}
+
+
+def seal_map(
+    secret: bytes, header: Mapping[str, Any], content: dict[str, Value],
+    rng: Callable[[int], bytes],
+) -> dict[str, Value]:  # fmt: skip
+    return seal_content_map(secret, header=header, body=content, nonce=rng(12)).to_wire()
+
+
+def open_epochs(profile: Profile, forum: str, entries: Iterable[Entry], key: AgreementKey) -> int:
+    """Store every epoch secret sealed to ``key`` that we do not hold yet; how many."""
+    opened = 0
+    mine = key.public.key_id
+    for entry in entries:
+        ev = entry.signed_event
+        if ev.type != "epoch.commit":
+            continue
+        epoch = ev.body.get("epoch")
+        if not isinstance(epoch, int) or profile.epoch_secret(forum, epoch) is not None:
+            continue
+        secrets = [SealedSecret.from_wire(s) for s in ev.body.get("secrets", [])]
+        if mine not in {s.to for s in secrets}:
+            continue  # an epoch from before we were admitted, or after we left
+        secret = open_epoch(secrets, forum=forum, epoch=epoch, key=key)
+        profile.save_epoch_secret(forum, epoch, secret)
+        opened += 1
+    return opened
+
+
+def _open(profile: Profile, entry: Entry, sealed: Any) -> dict[str, Value] | None:
+    ev = entry.signed_event
+    secret = profile.epoch_secret(ev.forum, ev.epoch)
+    if secret is None:
+        return None
+    try:
+        return open_content_map(secret, header=ev.header(), sealed=SealedContent.from_wire(sealed))
+    except ProtocolError:
+        return None
+
+
+def readable(profile: Profile, entry: Entry) -> dict[str, Any]:
+    """One entry as the member sees it: cleartext fields, and content opened if we can."""
+    ev = entry.signed_event
+    out: dict[str, Any] = {
+        "seq": entry.seq, "type": ev.type, "author": ev.author, "ts": ev.ts, "epoch": ev.epoch,
+        "event": b64u(ev.event_id),
+    }  # fmt: skip
+    if ev.type in CONTENT_TYPES:
+        body = _open(profile, entry, ev.body.get("ct"))
+        out.update({"body": body} if body is not None else {"unreadable": True})
+    elif ev.type in SEALED_PART:
+        out["body"] = {f: ev.body.get(f) for f in SEALED_PART[ev.type]}
+        if "sealed" in ev.body:
+            opened = _open(profile, entry, ev.body["sealed"])
+            out["body"].update(opened if opened is not None else {"unreadable": True})
+    elif ev.type == "epoch.commit":
+        out["body"] = {"epoch": ev.body.get("epoch"), "admit": ev.body.get("admit")}
+    return out
