@@ -1,20 +1,23 @@
-"""Names of nodes, members and devices (specs/protocol.md §4.1).
+"""Names of nodes, members, devices and forums (specs/protocol.md §4.1, §6.1).
 
 A node is named by its host, optionally with a port: ``acme.example``,
-``127.0.0.1:8701``. A member is ``@handle:node``. Names are compared byte for byte
-after validation; the only normalization is that node names must already be lower case.
+``127.0.0.1:8701``. A member is ``@handle:node``; a forum is ``!random:first-hub``. Names
+are compared byte for byte after validation; the only normalization is that node names
+must already be lower case.
 """
 
 from __future__ import annotations
 
 import re
 
-from .errors import RemoteProtocolError
+from .errors import LocalProtocolError, RemoteProtocolError
+from .keys import b64u
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\d{{1,3}}(?:\.\d{{1,3}}){{3}}|\[[0-9a-f:]+\])"
 _NODE_RE = re.compile(rf"^{_HOST}(?::(?P<port>[1-9]\d{{0,4}}))?$")
 _HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._=-]{0,63}$")
+_FORUM_RE = re.compile(r"^!([A-Za-z0-9_-]{22}):(.+)$")
 MAX_NODE_NAME = 255
 
 
@@ -52,3 +55,28 @@ def parse_member_id(mid: object) -> tuple[str, str]:
 def node_of(mid: str) -> str:
     """The home node of a member id."""
     return parse_member_id(mid)[1]
+
+
+def make_forum_id(random16: bytes, hub: str) -> str:
+    """``"!" + b64u(16 random bytes) + ":" + hub`` (the first hub; the id never changes)."""
+    if not isinstance(random16, bytes) or len(random16) != 16:
+        raise LocalProtocolError("schema.bad_value", "forum id needs 16 random bytes")
+    return f"!{b64u(random16)}:{check_node_name(hub)}"
+
+
+def check_forum_id(forum: object) -> str:
+    """Return ``forum`` if it is a well-formed forum id, else ``schema.bad_value``."""
+    m = _FORUM_RE.match(forum) if isinstance(forum, str) else None
+    if m is None:
+        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}")
+    try:
+        check_node_name(m.group(2))
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}") from exc
+    assert isinstance(forum, str)
+    return forum
+
+
+def forum_origin(forum: str) -> str:
+    """The node that created ``forum`` (its first hub)."""
+    return check_forum_id(forum).split(":", 1)[1]

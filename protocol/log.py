@@ -3,8 +3,8 @@
 Normative text: specs/parts/06-forum-log.md. A member device signs an *event*; the hub
 wraps its exact bytes in an *entry* that chains to the previous entry's hash and signs it.
 Nodes cosign the *heads* they verified; two hub signatures for one ``seq`` with different
-hashes are an *equivocation proof* anyone can check offline. A quorum of members can move
-the hub with a *hub move certificate*.
+hashes are an *equivocation proof* anyone can check offline. (A quorum of members can move
+the hub with a *hub move certificate*: ``protocol.hubmove``.)
 
 Everything here is pure: keys and times are arguments, and verifying never consults state
 beyond the keys it is given (the forum's rules live in ``protocol.rules``).
@@ -13,76 +13,36 @@ beyond the keys it is given (the forum's rules live in ``protocol.rules``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .codec import DEFAULT_LIMITS, Value, decode, encode
+from .codec import DEFAULT_LIMITS, Value, encode
 from .errors import LocalProtocolError, RemoteProtocolError
+
+# The hub move moved to protocol.hubmove and forum ids to protocol.identity; the names stay
+# importable from here (``X as X`` marks a re-export for mypy --strict).
+from .hubmove import HubMoveCertificate as HubMoveCertificate
+from .hubmove import HubMoveSignature as HubMoveSignature
+from .hubmove import HubMoveStatement as HubMoveStatement
+from .hubmove import build_hub_move as build_hub_move
+from .hubmove import sign_hub_move as sign_hub_move
+from .hubmove import verify_hub_move as verify_hub_move
+from .identity import check_forum_id as check_forum_id
 from .identity import check_node_name, parse_member_id
-from .keys import SigningKey, VerifyKey, b64u, sha256, sign_object, signing_input
-from .schema import check_fields, fixed_bytes, non_negative
+from .identity import forum_origin as forum_origin
+from .identity import make_forum_id as make_forum_id
+from .keys import SigningKey, VerifyKey, sha256, sign_object, signing_input
+from .schema import VERSION as VERSION
+from .schema import check_fields, check_version, decode_map, fixed_bytes, kid, non_negative
 from .schema import field as get
 
-VERSION: Final = 1
 ZERO_HASH: Final = bytes(32)  # ``prev`` of the entry with seq 1
 NONCE_BYTES: Final = 16
-_FORUM_RE = re.compile(r"^!([A-Za-z0-9_-]{22}):(.+)$")
-_KID_RE = re.compile(r"^k[0-9a-f]{16}$")
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9.-]{0,63}$")
 
 
-# ---------------------------------------------------------------------------- names
-
-
-def make_forum_id(random16: bytes, hub: str) -> str:
-    """``"!" + b64u(16 random bytes) + ":" + hub`` (the first hub; the id never changes)."""
-    if not isinstance(random16, bytes) or len(random16) != 16:
-        raise LocalProtocolError("schema.bad_value", "forum id needs 16 random bytes")
-    return f"!{b64u(random16)}:{check_node_name(hub)}"
-
-
-def check_forum_id(forum: object) -> str:
-    """Return ``forum`` if it is a well-formed forum id, else ``schema.bad_value``."""
-    m = _FORUM_RE.match(forum) if isinstance(forum, str) else None
-    if m is None:
-        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}")
-    try:
-        check_node_name(m.group(2))
-    except RemoteProtocolError as exc:
-        raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}") from exc
-    assert isinstance(forum, str)
-    return forum
-
-
-def forum_origin(forum: str) -> str:
-    """The node that created ``forum`` (its first hub)."""
-    return check_forum_id(forum).split(":", 1)[1]
-
-
-def _kid(m: Mapping[str, Any], what: str) -> str:
-    kid = get(dict(m), "kid", str, what)
-    if not _KID_RE.fullmatch(kid):
-        raise RemoteProtocolError("schema.bad_value", f"{what}.kid is not a key id")
-    return kid
-
-
-def _version(m: Mapping[str, Any], what: str) -> None:
-    if get(dict(m), "v", int, what) != VERSION:
-        raise RemoteProtocolError("schema.unsupported_version", f"{what}.v must be 1")
-
-
-def _sig(m: Mapping[str, Any], what: str) -> bytes:
-    return fixed_bytes(dict(m), "sig", 64, what)
-
-
-def _decode_map(data: bytes, what: str) -> dict[str, Any]:
-    if not isinstance(data, bytes):
-        raise RemoteProtocolError("schema.wrong_type", f"{what} must be bin")
-    value = decode(data)
-    if not isinstance(value, dict):
-        raise RemoteProtocolError("schema.wrong_type", f"{what} must be a map")
-    return value
+# ---------------------------------------------------------------------------- signing input
 
 
 def _verify(domain: str, wire: dict[str, Any], key: VerifyKey, code: str, raw: bytes = b"") -> None:
@@ -150,7 +110,7 @@ class Event:
     def _read(cls, obj: Any, raw: bytes) -> Event:
         """``raw``, when given, is the exact bytes ``obj`` was strictly decoded from."""
         m = check_fields(obj, (*_EVENT_FIELDS, "sig"), what="event")
-        _version(m, "event")
+        check_version(m, "event")
         return cls(
             forum=m["forum"], type=m["type"], author=m["author"], kid=m["kid"], ts=m["ts"],
             nonce=m["nonce"], epoch=m["epoch"], body=m["body"], sig=m["sig"], raw=raw,
@@ -160,7 +120,7 @@ class Event:
     def from_bytes(cls, data: bytes) -> Event:
         if isinstance(data, bytes) and len(data) > DEFAULT_LIMITS.max_event_bytes:
             raise RemoteProtocolError("event.too_large", f"{len(data)} bytes")
-        return cls._read(_decode_map(data, "event"), data)
+        return cls._read(decode_map(data, "event"), data)
 
     def to_wire(self) -> dict[str, Value]:
         return {
@@ -181,12 +141,12 @@ def _check_event_map(m: dict[str, Any]) -> None:
     if not _TYPE_RE.match(get(m, "type", str, "event")):
         raise RemoteProtocolError("schema.bad_value", "event.type is not a type name")
     parse_member_id(m.get("author"))
-    _kid(m, "event")
+    kid(m.get("kid"), "event.kid")
     non_negative(m, "ts", "event")
     fixed_bytes(m, "nonce", NONCE_BYTES, "event")
     non_negative(m, "epoch", "event")
     get(m, "body", dict, "event")
-    _sig(m, "event")
+    fixed_bytes(m, "sig", 64, "event")
 
 
 def build_event(
@@ -261,7 +221,7 @@ class Entry:
         """``raw``, when given, is the exact bytes ``obj`` was strictly decoded from."""
         m = check_fields(obj, ("v", "forum", "seq", "prev", "event", "ts", "hub", "kid", "sig"),
                          what="entry")  # fmt: skip
-        _version(m, "entry")
+        check_version(m, "entry")
         return cls(
             forum=m["forum"], seq=m["seq"], prev=m["prev"], event=m["event"], ts=m["ts"],
             hub=m["hub"], kid=m["kid"], sig=m["sig"], raw=raw,
@@ -269,7 +229,7 @@ class Entry:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Entry:
-        return cls._read(_decode_map(data, "entry"), data)
+        return cls._read(decode_map(data, "entry"), data)
 
     def to_wire(self) -> dict[str, Value]:
         return {
@@ -286,8 +246,8 @@ def _check_entry_map(m: dict[str, Any]) -> None:
     get(m, "event", bytes, "entry")
     non_negative(m, "ts", "entry")
     check_node_name(get(m, "hub", str, "entry"))
-    _kid(m, "entry")
-    _sig(m, "entry")
+    kid(m.get("kid"), "entry.kid")
+    fixed_bytes(m, "sig", 64, "entry")
 
 
 def append_entry(
@@ -346,12 +306,12 @@ class Head:
     @classmethod
     def from_wire(cls, obj: Any) -> Head:
         m = check_fields(obj, ("v", "forum", "seq", "hash", "ts", "hub", "kid", "sig"), what="head")
-        _version(m, "head")
+        check_version(m, "head")
         return cls(m["forum"], m["seq"], m["hash"], m["ts"], m["hub"], m["kid"], m["sig"])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Head:
-        return cls.from_wire(_decode_map(data, "head"))
+        return cls.from_wire(decode_map(data, "head"))
 
     def to_wire(self) -> dict[str, Value]:
         return {
@@ -381,7 +341,7 @@ class Cosignature:
     def from_wire(cls, obj: Any) -> Cosignature:
         names = ("v", "forum", "seq", "hash", "node", "ts", "kid", "sig")
         m = check_fields(obj, names, what="cosignature")
-        _version(m, "cosignature")
+        check_version(m, "cosignature")
         return cls(m["forum"], m["seq"], m["hash"], m["node"], m["ts"], m["kid"], m["sig"])
 
     def to_wire(self) -> dict[str, Value]:
@@ -397,8 +357,8 @@ def _check_point(m: dict[str, Any], what: str) -> None:
         raise RemoteProtocolError("schema.bad_value", f"{what}.seq must be >= 1")
     fixed_bytes(m, "hash", 32, what)
     non_negative(m, "ts", what)
-    _kid(m, what)
-    _sig(m, what)
+    kid(m.get("kid"), f"{what}.kid")
+    fixed_bytes(m, "sig", 64, what)
 
 
 def build_head(
@@ -467,7 +427,7 @@ class EquivocationProof:
     @classmethod
     def from_wire(cls, obj: Any) -> EquivocationProof:
         m = check_fields(obj, ("v", "forum", "seq", "hub", "key", "items"), what="proof")
-        _version(m, "proof")
+        check_version(m, "proof")
         raw_items = get(m, "items", list, "proof")
         if len(raw_items) != 2:
             raise RemoteProtocolError("schema.bad_value", "proof.items must hold two items")
@@ -539,126 +499,3 @@ def make_equivocation_proof(a: Signed, b: Signed, hub_key: VerifyKey) -> Equivoc
 
 def _raw(x: Signed) -> bytes:
     return x.raw if isinstance(x, Entry) else encode(x.to_wire())
-
-
-# ---------------------------------------------------------------------------- hub move
-
-
-@dataclass(frozen=True)
-class HubMoveStatement:
-    """What the members agree on: the last entry they accept, and who sequences next."""
-
-    forum: str
-    last_seq: int
-    last_hash: bytes
-    old_hub: str
-    new_hub: str
-
-    def __post_init__(self) -> None:
-        check_forum_id(self.forum)
-        check_node_name(self.old_hub)
-        check_node_name(self.new_hub)
-        if type(self.last_seq) is not int or self.last_seq < 1:
-            raise RemoteProtocolError("schema.bad_value", "last_seq must be an int >= 1")
-        if not isinstance(self.last_hash, bytes) or len(self.last_hash) != 32:
-            raise RemoteProtocolError("schema.bad_value", "last_hash must be 32 bytes")
-
-    def to_wire(self) -> dict[str, Value]:
-        return {"forum": self.forum, "last_seq": self.last_seq, "last_hash": self.last_hash,
-                "old_hub": self.old_hub, "new_hub": self.new_hub}  # fmt: skip
-
-    def signed_part(self, member: str, kid: str) -> dict[str, Value]:
-        """What one member device signs (domain ``hubmove``)."""
-        return {"v": VERSION, **self.to_wire(), "member": member, "kid": kid}
-
-
-@dataclass(frozen=True)
-class HubMoveSignature:
-    member: str
-    kid: str
-    sig: bytes
-
-    def __post_init__(self) -> None:
-        m = self.to_wire()
-        parse_member_id(self.member)
-        _kid(m, "hub move signature")
-        _sig(m, "hub move signature")
-
-    def to_wire(self) -> dict[str, Value]:
-        return {"member": self.member, "kid": self.kid, "sig": self.sig}
-
-
-@dataclass(frozen=True)
-class HubMoveCertificate:
-    statement: HubMoveStatement
-    sigs: tuple[HubMoveSignature, ...]
-
-    @classmethod
-    def from_wire(cls, obj: Any) -> HubMoveCertificate:
-        names = ("v", "forum", "last_seq", "last_hash", "old_hub", "new_hub", "sigs")
-        m = check_fields(obj, names, what="hub move")
-        _version(m, "hub move")
-        st = HubMoveStatement(
-            forum=get(m, "forum", str, "hub move"),
-            last_seq=non_negative(m, "last_seq", "hub move"),
-            last_hash=fixed_bytes(m, "last_hash", 32, "hub move"),
-            old_hub=get(m, "old_hub", str, "hub move"),
-            new_hub=get(m, "new_hub", str, "hub move"),
-        )
-        sigs = []
-        for s in get(m, "sigs", list, "hub move"):
-            s = check_fields(s, ("member", "kid", "sig"), what="hub move signature")
-            w = "hub move signature"
-            sigs.append(HubMoveSignature(get(s, "member", str, w), _kid(s, w), _sig(s, w)))
-        return cls(st, tuple(sigs))
-
-    def to_wire(self) -> dict[str, Value]:
-        return {"v": VERSION, **self.statement.to_wire(), "sigs": [s.to_wire() for s in self.sigs]}
-
-
-def sign_hub_move(
-    statement: HubMoveStatement, member: str, device_key: SigningKey
-) -> HubMoveSignature:
-    unsigned = statement.signed_part(member, device_key.key_id)
-    return HubMoveSignature(
-        member, device_key.key_id, sign_object("hubmove", unsigned, device_key)["sig"]
-    )
-
-
-def build_hub_move(
-    statement: HubMoveStatement, signatures: Iterable[HubMoveSignature]
-) -> HubMoveCertificate:
-    """Collect signatures into a certificate (sorted by member, for one canonical form)."""
-    return HubMoveCertificate(statement, tuple(sorted(signatures, key=lambda s: (s.member, s.kid))))
-
-
-def verify_hub_move(
-    cert: HubMoveCertificate, roster: Mapping[str, Mapping[str, VerifyKey]]
-) -> None:
-    """Check ``cert`` against the active members: ``roster[member][device kid] = key``.
-
-    Every signature must be a valid one by a registered device of a distinct active member
-    (else ``hubmove.invalid``); their number must be a strict majority of the active
-    members (else ``hubmove.no_quorum``).
-    """
-    st = cert.statement
-    if st.new_hub == st.old_hub:
-        raise RemoteProtocolError("hubmove.invalid", "new hub is the old hub")
-    seen: set[str] = set()
-    for s in cert.sigs:
-        if s.member in seen:
-            raise RemoteProtocolError("hubmove.invalid", f"{s.member} signed twice")
-        seen.add(s.member)
-        key = roster.get(s.member, {}).get(s.kid)
-        if key is None:
-            raise RemoteProtocolError(
-                "hubmove.invalid", f"{s.member}/{s.kid} is not an active device"
-            )
-        try:
-            key.verify(signing_input("hubmove", st.signed_part(s.member, s.kid)), s.sig)
-        except RemoteProtocolError as exc:
-            raise RemoteProtocolError("hubmove.invalid", f"bad signature by {s.member}") from exc
-    if 2 * len(seen) <= len(roster):
-        raise RemoteProtocolError(
-            "hubmove.no_quorum", f"{len(seen)} of {len(roster)} active members signed"
-        )
