@@ -31,6 +31,7 @@ class ProfileError(Exception):
 
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Write JSON readable by the owner only, atomically (temp file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
