@@ -14,27 +14,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .descriptor import Attestation, Device, KeySet, verify_attestation
 from .errors import RemoteProtocolError
 from .group import SealedContent, SealedSecret, check_recipients
-from .identity import node_of, parse_member_id
+from .hubmove import HubMoveCertificate, verify_hub_move
+from .identity import forum_origin, node_of, parse_member_id
 from .keys import VerifyKey
 from .log import (
     ZERO_HASH,
     Entry,
     EquivocationProof,
     Event,
-    HubMoveCertificate,
-    forum_origin,
     verify_entry,
     verify_equivocation,
     verify_event,
-    verify_hub_move,
 )
-from .schema import check_fields, field
+from .schema import check_fields, field, non_negative
 
+T = TypeVar("T")
 KeyLookup = Callable[[str, str, int], VerifyKey | None]
 """``(node name, kid, ts) -> key`` valid for that node at ``ts``, or None if unknown.
 
@@ -158,11 +157,16 @@ def _bad_body(what: str) -> RemoteProtocolError:
     return RemoteProtocolError("rules.bad_body", what)
 
 
-def _body_field(body: dict[str, Any], name: str, typ: type[Any], ev: Event) -> Any:
+def _in_body(check: Callable[..., T], *args: Any) -> T:
+    """Run a schema check on an event body: whatever it finds is ``rules.bad_body``."""
     try:
-        return field(body, name, typ, ev.type)
+        return check(*args)
     except RemoteProtocolError as exc:
         raise _bad_body(exc.message) from exc
+
+
+def _body_field(body: dict[str, Any], name: str, typ: type[Any], ev: Event) -> Any:
+    return _in_body(field, body, name, typ, ev.type)
 
 
 def _member_id(body: dict[str, Any], name: str, ev: Event) -> str:
@@ -204,8 +208,13 @@ def _sealed(ctx: Context) -> None:
 
 
 def _content(obj: Any) -> SealedContent:
+    return _sealed_part(SealedContent.from_wire, obj)
+
+
+def _sealed_part(read: Callable[[Any], T], obj: Any) -> T:
+    """A malformed sealed object is ``rules.bad_body``; an unknown suite keeps its code."""
     try:
-        return SealedContent.from_wire(obj)
+        return read(obj)
     except RemoteProtocolError as exc:
         if exc.code == "epoch.unknown_suite":
             raise
@@ -261,14 +270,9 @@ def commit_epoch(ctx: Context) -> ForumState:
         if inv is None or not inv.accepted:
             raise RemoteProtocolError("rules.no_invitation", f"{candidate} has not accepted")
         members[candidate] = Member(candidate, ACTIVE, frozenset(), inv.org, inv.devices)
-    secrets = []
-    for obj in _body_field(body, "secrets", list, ev):
-        try:
-            secrets.append(SealedSecret.from_wire(obj))
-        except RemoteProtocolError as exc:
-            if exc.code == "epoch.unknown_suite":
-                raise
-            raise _bad_body(exc.message) from exc
+    secrets = [
+        _sealed_part(SealedSecret.from_wire, obj) for obj in _body_field(body, "secrets", list, ev)
+    ]
     after = replace(s, members=_frozen_map(members), invitations=_frozen_map(invitations))
     check_recipients(secrets, sorted(after.recipients()))
     return replace(after, epoch=s.epoch + 1, epoch_required=False)
@@ -348,9 +352,7 @@ def certificate_of(event: Event) -> HubMoveCertificate:
 def post_content(ctx: Context) -> ForumState:
     _content(ctx.body["ct"])
     if "expires" in ctx.body:
-        _body_field(ctx.body, "expires", int, ctx.event)
-        if ctx.body["expires"] < 0:
-            raise _bad_body("expires must be >= 0")
+        _in_body(non_negative, ctx.body, "expires", ctx.event.type)
     return ctx.state
 
 
@@ -423,10 +425,7 @@ def check_event(state: ForumState | None, event: Event, *, node_keys: KeyLookup)
         raise RemoteProtocolError("rules.unknown_type", event.type)
     if state is not None and rule.who == "creator":
         raise RemoteProtocolError("rules.not_permitted", "forum.create only at seq 1")
-    try:
-        check_fields(event.body, rule.required, rule.optional, what=event.type)
-    except RemoteProtocolError as exc:
-        raise _bad_body(exc.message) from exc
+    _in_body(check_fields, event.body, rule.required, rule.optional, event.type)
     ctx = Context(placeholder, event, event.body, node_keys)
     device = _author_device(state, event, rule, ctx)  # R4-R5
     verify_event(event, device.sign)  # R6
