@@ -22,13 +22,16 @@ from aiohttp import web
 
 from .context import CTX, HTTP, STORAGE, NodeContext
 from .errors import error_middleware
+from .federation.service import federation_ctx
 from .middleware import context_middleware, limits_middleware
 from .routes import admin, client, client_forums, directory, health, members_admin, wellknown
+from .routes import federation as federation_routes
 from .routes.admin import admin_guard
 from .storage import Storage
 
 ROUTE_MODULES: list[ModuleType] = [health, wellknown, admin]
 ROUTE_MODULES += [members_admin, client, client_forums, directory]
+ROUTE_MODULES.append(federation_routes)  # /_pf/v1 inbox, backfill, rotations; /admin/outbox
 
 USER_AGENT = "PeerForum/0.1 (PFP/1)"
 
@@ -59,6 +62,7 @@ async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 SERVICES: list[Callable[[web.Application], AsyncIterator[None]]] = [storage_ctx, http_client_ctx]
+SERVICES.append(federation_ctx)  # after storage and HTTP: delivery needs both
 
 
 def make_app(ctx: NodeContext) -> web.Application:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .config import NodeConfig
 from .datadir import DataDir
+from .federation import Federation
 from .identity import NodeIdentity
 from .metrics import NodeMetrics
 from .ratelimit import RateLimits
@@ -52,3 +53,4 @@ CTX = web.AppKey("ctx", NodeContext)
 STORAGE = web.AppKey("storage", Storage)
 # Outgoing HTTP (fetching peer descriptors; delivery will share it).
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+FEDERATION = web.AppKey("federation", Federation)  # delivery to and from peers

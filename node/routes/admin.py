@@ -18,7 +18,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.keys import fingerprint
 
 from ..bodies import json_field, read_json
-from ..context import CTX, HTTP, STORAGE
+from ..context import CTX, FEDERATION, HTTP, STORAGE
 from ..identity import rotate_node_key
 from ..peering import (
     approve_peer,
@@ -129,6 +129,8 @@ async def rotate(request: web.Request) -> web.Response:
     statement = await rotate_node_key(
         ctx.data, request.app[STORAGE], ctx.identity, ctx.rng, ctx.clock()
     )
+    if FEDERATION in request.app:  # tell approved peers, signed by the old key (§4.4)
+        await request.app[FEDERATION].announce_rotation(statement)
     return web.json_response(
         {
             "kid": statement.new_key.key_id,

@@ -221,14 +221,14 @@ class DeliveryStore:
 
     # ------------------------------------------------------------------ replay cache, keys
 
-    async def remember_envelopes(self, ids: list[bytes], peer: str, expires_ms: int) -> None:
-        """Record every accepted envelope id of one batch in one job."""
+    async def remember_envelopes(self, ids: list[tuple[bytes, str]], expires_ms: int) -> None:
+        """Record the accepted envelope ids of one batch, ``(id, sender)``, in one job."""
 
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO replay_cache (id, peer, expires_ms) VALUES (?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET expires_ms = MAX(expires_ms, excluded.expires_ms)",
-                [(i, peer, expires_ms) for i in ids],
+                [(i, peer, expires_ms) for i, peer in ids],
             )
 
         await self._engine.write(job)

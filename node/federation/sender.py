@@ -1,0 +1,297 @@
+"""One sender per destination: a task woken by an event (push), with a timer for retries.
+
+Each round builds batches from what the database says is owed to the peer — queued
+outbox rows first (a rotation must precede envelopes signed by the new key), then forum
+entries from the peer's acknowledged seq + 1 — posts them one batch at a time, and moves
+the acks from the answer. After an outage that *is* the catch-up: pages from the ack,
+never a replay of per-entry envelopes. Failures go through the state graph in
+backoff.py, whose state is stored per destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from protocol.codec import decode
+from protocol.envelope import build_batch
+from protocol.errors import ProtocolError
+
+from ..logs import log_exception
+from ..storage.delivery import PeerDelivery
+from .backoff import BREAKER_GAUGE, SENDS, chance_from, due, on_failure, on_success
+from .transport import SEND_TIMEOUT_S, PeerUnreachable, inbox_url, post_msgpack
+
+if TYPE_CHECKING:
+    from .federation import Federation
+
+log = logging.getLogger("peerforum.federation")
+
+MAX_ENVELOPES: Final = 50
+MAX_BATCH_BYTES: Final = 1024 * 1024
+_BATCH_OVERHEAD: Final = 19  # {v:1, envelopes:[...]} around the items (protocol/envelope.py)
+_ITEM_OVERHEAD: Final = 5  # bin32 header of one item
+ENTRIES_PER_ENVELOPE: Final = 64
+ENTRY_BYTES_PER_ENVELOPE: Final = 256 * 1024
+READ_PAGE: Final = 200
+
+# What a refused outbox row becomes, by the receiver's code. Not listed: dead (a
+# permanent refusal: the same bytes would be refused again).
+DELIVERED: Final = frozenset({"envelope.replay"})  # it already had it: the answer was lost
+RETRY: Final = frozenset(
+    {"api.unavailable", "api.rate_limited", "api.internal", "envelope.skew",
+     "sig.unknown_key", "sig.key_expired"}
+)  # fmt: skip
+# Refusals of us as a whole: the round failed (backoff, then the breaker opens).
+PEER_LEVEL: Final = frozenset(
+    {"envelope.unknown_peer", "envelope.blocked_peer", "envelope.peer_not_approved",
+     "envelope.key_changed", "envelope.wrong_recipient"}
+)  # fmt: skip
+REFRESH_ON: Final = frozenset({"envelope.key_changed", "sig.unknown_key"})
+
+
+def verdict(code: str | None, presigned: bool) -> str:
+    """delivered | retry | dead for one outbox row. A presigned row (a rotation signed
+    by a key we no longer hold) cannot be re-signed, so a stale one is dead, not retried."""
+    if code is None or code in DELIVERED:
+        return "delivered"
+    if code in RETRY and not (presigned and code in {"envelope.skew", "sig.key_expired"}):
+        return "retry"
+    return "dead"
+
+
+@dataclass
+class _Item:
+    data: bytes
+    id: bytes
+    row: int | None = None  # outbox row id
+    presigned: bool = False
+    forum: str | None = None  # forum.entries: which forum, and its last seq here
+    last_seq: int = 0
+
+
+class Sender:
+    def __init__(self, fed: Federation, destination: str) -> None:
+        self.fed = fed
+        self.destination = destination
+        self.dirty: dict[str, int] = {}  # forum -> generation of its last notify
+        self._event = asyncio.Event()
+        self._kicked = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def mark(self, forum: str) -> None:
+        self.dirty[forum] = self.dirty.get(forum, 0) + 1
+
+    def wake(self) -> None:
+        self._event.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"pf-send-{self.destination}"
+            )
+
+    def kick(self) -> None:
+        """Retry now, even while backing off (the operator asked)."""
+        self._kicked.set()
+        self.wake()
+
+    async def _run(self) -> None:
+        storage, fed = self.fed.storage, self.fed
+        while True:
+            await self._event.wait()
+            state = await storage.get_delivery(self.destination)
+            wait_ms = state.next_attempt_ms - fed.clock()
+            if wait_ms > 0:
+                self._kicked.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kicked.wait(), wait_ms / 1000)
+                continue
+            self._event.clear()
+            try:
+                more = await self.round()
+            except Exception as exc:  # a bug must not kill delivery nor spin: back off
+                log_exception(log, "federation.round_failed", exc, peer=self.destination)
+                await self._failed(state, "api.internal", 0)
+                more = True
+            if more:
+                self._event.set()
+
+    # ------------------------------------------------------------------ one round
+
+    async def round(self) -> bool:
+        """Send what is owed, one batch at a time. True when work remains (a retry is
+        due later, or a successful probe may now send the rest)."""
+        fed = self.fed
+        state = due(await fed.storage.get_delivery(self.destination), fed.clock())
+        if state is None:
+            return True
+        peer = await fed.storage.get_peer(self.destination)
+        if peer is None or peer.status != "approved":
+            return False  # nothing goes to a peer we do not trust; rows wait for the operator
+        try:
+            url = inbox_url(peer)
+        except ProtocolError as exc:
+            await self._failed(state, exc.code, 0)
+            return True
+        probe = SENDS[state.breaker] == "probe"
+        while True:
+            items = await self._fill()
+            if not items:
+                return False
+            error, retry_after = await self._send(url, items)
+            if error is not None:
+                await self._failed(state, error, retry_after)
+                return True
+            if state != on_success(state):
+                state = on_success(state)
+                await fed.storage.put_delivery(state, fed.clock())
+                self._gauges(state)
+            if probe:
+                return True
+
+    async def _failed(self, state: PeerDelivery, error: str, retry_after_ms: int) -> None:
+        fed = self.fed
+        new = on_failure(
+            state, error, fed.clock(), chance_from(fed.rng(7)), fed.policy, retry_after_ms
+        )
+        await fed.storage.put_delivery(new, fed.clock())
+        self._gauges(new)
+
+    def _gauges(self, state: PeerDelivery) -> None:
+        m = self.fed.metrics
+        m.backoff.set(state.backoff_ms / 1000, peer=self.destination)
+        m.breaker.set(BREAKER_GAUGE[state.breaker], peer=self.destination)
+
+    # ------------------------------------------------------------------ building a batch
+
+    async def _fill(self) -> list[_Item]:
+        fed, items = self.fed, []
+        size = _BATCH_OVERHEAD
+
+        def fits(data: bytes) -> bool:
+            return len(items) < MAX_ENVELOPES and size + len(data) + _ITEM_OVERHEAD <= (
+                MAX_BATCH_BYTES
+            )
+
+        for row in await fed.storage.queued_outbox(self.destination, MAX_ENVELOPES):
+            draft = decode(row.draft)
+            signed = draft.get("signed")
+            presigned = isinstance(signed, bytes)
+            data = signed if presigned else fed.sign(self.destination, draft).encode()
+            if not fits(data):
+                return items
+            items.append(_Item(data, draft["id"], row.id, presigned))
+            size += len(data) + _ITEM_OVERHEAD
+        engine = fed.forums()
+        if engine is None:
+            return items
+        for forum, generation in sorted(self.dirty.items()):
+            seq = await fed.storage.get_ack(self.destination, forum) + 1
+            sent_any = False
+            while True:
+                _, entries = await engine.read(forum, seq, READ_PAGE)
+                if not entries:
+                    break
+                for chunk in _chunks(entries):
+                    item = self._entries_item(forum, chunk, seq + len(chunk) - 1)
+                    if not fits(item.data):
+                        return items
+                    items.append(item)
+                    size += len(item.data) + _ITEM_OVERHEAD
+                    seq += len(chunk)
+                    sent_any = True
+                if len(entries) < READ_PAGE:
+                    break
+            # Clean only if no notify came in meanwhile (its entries may be past our read).
+            if not sent_any and self.dirty.get(forum) == generation:
+                del self.dirty[forum]
+        return items
+
+    def _entries_item(self, forum: str, entries: list[bytes], last_seq: int) -> _Item:
+        fed = self.fed
+        draft = {"id": fed.rng(16), "kind": "forum.entries",
+                 "body": {"forum": forum, "entries": entries}}  # fmt: skip
+        env = fed.sign(self.destination, draft)
+        return _Item(env.encode(), env.id, forum=forum, last_seq=last_seq)
+
+    # ------------------------------------------------------------------ one batch
+
+    async def _send(self, url: str, items: list[_Item]) -> tuple[str | None, int]:
+        """Post one batch and settle it: (error that fails the round, Retry-After ms)."""
+        fed = self.fed
+        try:
+            answer = await post_msgpack(
+                fed.session, self.destination, url, build_batch([i.data for i in items]),
+                SEND_TIMEOUT_S,
+            )  # fmt: skip
+        except PeerUnreachable as exc:
+            fed.metrics.batches.inc(result="failed")
+            return exc.message, exc.retry_after_ms
+        rows = [i for i in items if i.row is not None]
+        if answer.status != 200:  # the whole batch was refused: resending cannot help
+            code = answer.error().code
+            fed.metrics.batches.inc(result="failed")
+            await fed.storage.settle_outbox([], [(i.row, code) for i in rows if i.row], [])
+            return code, 0
+        fed.metrics.batches.inc(result="sent")
+        results, acks = _parse_answer(answer.body)
+        delivered: list[int] = []
+        dead: list[tuple[int, str]] = []
+        retry: list[tuple[int, str]] = []
+        failure: str | None = None
+        for item in items:
+            code = results.get(item.id, "api.unavailable")  # no answer: not handled
+            if code in PEER_LEVEL or (code is not None and code in RETRY):
+                failure = failure or code
+            if code in REFRESH_ON:
+                fed.schedule_refresh(self.destination)
+            if item.row is None:
+                continue
+            outcome = verdict(code, item.presigned)
+            if outcome == "delivered":
+                delivered.append(item.row)
+            else:
+                (dead if outcome == "dead" else retry).append((item.row, code or ""))
+        if acks:
+            await fed.storage.raise_acks(self.destination, acks)
+        for item in items:
+            if item.forum is not None and acks.get(item.forum, 0) < item.last_seq:
+                # The peer did not take these entries: resending at once would loop.
+                failure = failure or results.get(item.id) or "ack behind what was sent"
+        await fed.storage.settle_outbox(delivered, dead, retry)
+        return failure, 0
+
+
+def _chunks(entries: list[bytes]) -> list[list[bytes]]:
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for entry in entries:
+        if chunks[-1] and (
+            len(chunks[-1]) == ENTRIES_PER_ENVELOPE or size + len(entry) > ENTRY_BYTES_PER_ENVELOPE
+        ):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += len(entry)
+    return chunks if chunks[0] else []
+
+
+def _parse_answer(body: Any) -> tuple[dict[bytes, str | None], dict[str, int]]:
+    """{id: None (ok) | code} and {forum: acked seq}; anything malformed is left out."""
+    results: dict[bytes, str | None] = {}
+    acks: dict[str, int] = {}
+    if not isinstance(body, dict):
+        return results, acks
+    for r in body.get("results") or ():
+        if isinstance(r, dict) and isinstance(r.get("id"), bytes):
+            error = r.get("error")
+            results[r["id"]] = None if r.get("ok") is True else str(error or "api.bad_request")
+    raw_acks = body.get("acks")
+    if isinstance(raw_acks, dict):
+        acks = {
+            f: s for f, s in raw_acks.items()
+            if isinstance(f, str) and isinstance(s, int) and not isinstance(s, bool)
+        }  # fmt: skip
+    return results, acks

@@ -1,0 +1,130 @@
+"""HTTP between nodes: where a peer is reached, and one POST with its answer.
+
+Other libraries' failures (aiohttp, sockets, timeouts) are translated here, once, into
+``PeerUnreachable``; everything above speaks in protocol codes. This is also the one
+place that decides which URLs may carry federation traffic: https, or plain http to a
+loopback host (development nodes on one machine, where there is no wire to tap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from protocol.codec import decode
+from protocol.descriptor import Descriptor
+from protocol.errors import CODES, ProtocolError, RemoteProtocolError
+
+from ..config import is_loopback_host
+from ..storage import PeerRecord
+
+# node/errors.py has it too, but importing that module here would cycle through context.
+MSGPACK: Final = "application/vnd.peerforum+msgpack"
+
+# Answers are one msgpack object, itself bounded by the codec's 1 MiB object limit.
+MAX_ANSWER_BYTES: Final = 1152 * 1024
+SEND_TIMEOUT_S: Final = 30.0
+REQUEST_TIMEOUT_S: Final = 15.0
+
+
+class PeerUnreachable(RemoteProtocolError):
+    """The peer could not be asked: network failure, timeout, 5xx, or no usable URL.
+
+    A ``api.unavailable`` protocol error, so a client API handler that lets it pass
+    answers 503 with that code."""
+
+    def __init__(self, peer: str, message: str, retry_after_ms: int = 0) -> None:
+        super().__init__("api.unavailable", f"{peer}: {message}")
+        self.peer = peer
+        self.retry_after_ms = retry_after_ms
+
+
+def check_transport_url(url: str) -> str:
+    """``url`` if federation traffic may use it (https, or http on loopback); else raise."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host and is_loopback_host(host):
+        return url
+    raise RemoteProtocolError(
+        "api.forbidden", f"refusing to send to {url[:200]!r}: use https (http only on loopback)"
+    )
+
+
+def inbox_url(peer: PeerRecord) -> str:
+    """The inbox from the peer's pinned descriptor (its own signed word), else its URL."""
+    if peer.descriptor is not None:
+        desc = Descriptor.from_wire(decode(peer.descriptor))
+        if "inbox" in desc.endpoints:
+            return check_transport_url(desc.endpoints["inbox"])
+    return check_transport_url(peer.url + "/_pf/v1/inbox")
+
+
+def request_url(peer: PeerRecord, path: str) -> str:
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/': {path!r}")
+    return check_transport_url(peer.url + path)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any  # the decoded msgpack answer; None when it was not canonical msgpack
+
+    def error(self) -> ProtocolError:
+        """The refusal this answer carries as a protocol error (an unknown code is
+        kept as api.bad_request: the peer refused, we cannot say more)."""
+        code = self.body.get("error") if isinstance(self.body, dict) else None
+        message = self.body.get("message") if isinstance(self.body, dict) else None
+        if not isinstance(code, str) or code not in CODES:
+            code = "api.bad_request"
+        return RemoteProtocolError(code, str(message or f"HTTP {self.status}")[:500])
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the answer (one more tells the caller it was too big)."""
+    data = b""
+    while len(data) <= limit and not resp.content.at_eof():
+        chunk = await resp.content.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _retry_after_ms(resp: aiohttp.ClientResponse) -> int:
+    try:
+        return max(0, int(float(resp.headers.get("Retry-After", "0")) * 1000))
+    except ValueError:
+        return 0
+
+
+async def post_msgpack(
+    session: aiohttp.ClientSession, peer: str, url: str, data: bytes, timeout_s: float
+) -> Answer:
+    """POST ``data``; an HTTP answer below 500 (other than 429/503) is returned, anything
+    that says "not now" raises PeerUnreachable."""
+    try:
+        async with session.post(
+            url,
+            data=data,
+            headers={"Content-Type": MSGPACK, "Accept": MSGPACK},
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            allow_redirects=False,
+        ) as resp:
+            raw = await read_bounded(resp, MAX_ANSWER_BYTES)
+            if resp.status >= 500 or resp.status == 429:
+                raise PeerUnreachable(peer, f"HTTP {resp.status}", _retry_after_ms(resp))
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise PeerUnreachable(peer, f"cannot reach {url} ({type(exc).__name__})") from exc
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise PeerUnreachable(peer, "answer larger than allowed")
+    try:
+        body = decode(raw)
+    except ProtocolError:
+        body = None
+    return Answer(resp.status, body)
