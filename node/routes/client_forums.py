@@ -51,23 +51,22 @@ async def _state(engine: Any, forum: str) -> ForumState | None:
 
 
 async def _invites(engine: Any, member: str) -> list[dict[str, Any]]:
-    """Open invitations addressed to ``member`` that the engine holds (local or received)."""
-    finder = getattr(engine, "invites_of", None)
-    if finder is None:
-        return []
-    out = []
-    for inv in await _maybe(finder(member)):
-        out.append(inv if isinstance(inv, dict) else _invite_view(inv))
-    return out
-
-
-def _invite_view(inv: Any) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for name in ("forum", "invite", "entry", "hub", "inviter", "seq", "received_ms"):
-        value = getattr(inv, name, None)
-        if value is not None:
-            view[name] = b64u(value) if isinstance(value, bytes) else value
-    return view
+    """Open invitations of ``member``: ones received from other hubs, and ours as hub."""
+    out: dict[str, dict[str, Any]] = {}
+    finder = getattr(engine, "invites_for", None) or getattr(engine, "invites_of", None)
+    for inv in await _maybe(finder(member)) if finder is not None else []:
+        out[inv.forum] = {
+            "forum": inv.forum, "hub": inv.hub, "seq": inv.seq, "invite": b64u(inv.event_id),
+            "entry": b64u(inv.entry),
+        }  # fmt: skip
+    for item in await _maybe(engine.forums_of(member)):
+        forum = item if isinstance(item, str) else getattr(item, "forum", "")
+        state = await _state(engine, forum)
+        inv = state.invitations.get(member) if state is not None else None
+        if state is not None and inv is not None and forum not in out:
+            out[forum] = {"forum": forum, "hub": state.hub, "seq": state.seq,
+                          "invite": b64u(inv.invite), "accepted": inv.accepted}  # fmt: skip
+    return sorted(out.values(), key=lambda i: str(i["forum"]))
 
 
 def _forum_param(request: web.Request) -> str:

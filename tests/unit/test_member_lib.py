@@ -140,9 +140,7 @@ def test_ghost_device_is_refused() -> None:
     """A roster device whose attestation does not verify is never sealed to."""
     log, _ = _admitted_log()
     forged = bob.attestation(signer=SigningKey(b"\x09" * 32))  # not beta.example's key
-    attested = attested_devices(
-        [*log.entries, _raw_invite(log, forged)], keys
-    )
+    attested = attested_devices([*log.entries, _raw_invite(log, forged)], keys)
     assert bob.member not in attested
     ghost_roster = {alice.member: {alice.sign.key_id: alice.device()},
                     bob.member: {bob.sign.key_id: bob.device()}}  # fmt: skip
