@@ -25,6 +25,7 @@ from protocol.codec import encode  # noqa: E402
 from protocol.descriptor import Device, build_attestation  # noqa: E402
 from protocol.errors import ProtocolError  # noqa: E402
 from protocol.group import SUITES, SealedSecret, seal_content  # noqa: E402
+from protocol.identity import make_forum_id  # noqa: E402
 from protocol.keys import AgreementKey, SigningKey, VerifyKey, sign_object  # noqa: E402
 from protocol.log import (  # noqa: E402
     ZERO_HASH,
@@ -32,7 +33,6 @@ from protocol.log import (  # noqa: E402
     Event,
     append_entry,
     build_event,
-    make_forum_id,
 )
 from protocol.rules import ForumState, apply_entry  # noqa: E402
 
@@ -234,7 +234,7 @@ def history(scene: Scene) -> tuple[Chain, dict[str, int]]:
 
 
 def hub_move(scene: Scene, ch: Chain, new_hub: str, signers: Sequence[tuple[str, int]]) -> Any:
-    from protocol.log import HubMoveStatement, build_hub_move, sign_hub_move
+    from protocol.hubmove import HubMoveStatement, build_hub_move, sign_hub_move
 
     assert ch.state is not None
     st = HubMoveStatement(ch.scene.forum, ch.state.seq, ch.state.head, ch.state.hub, new_hub)
@@ -418,14 +418,13 @@ def _hex(v: Any) -> Any:
 
 
 def log_vectors() -> dict[str, Any]:
+    from protocol.hubmove import HubMoveCertificate, verify_hub_move
     from protocol.log import (
-        HubMoveCertificate,
         build_head,
         cosign_head,
         make_equivocation_proof,
         verify_entry,
         verify_equivocation,
-        verify_hub_move,
     )
 
     scene = Scene()
