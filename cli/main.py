@@ -9,6 +9,7 @@ import click
 from .client_cmds import client, forum
 from .member_cmds import member
 from .node_cmds import init, key, serve_cmd, status, up
+from .outbox_cmd import outbox
 from .output import EXIT_FAILURE, EXIT_USAGE
 from .peer_cmds import peer
 
@@ -21,6 +22,7 @@ def root() -> None:
 
 for command in (init, serve_cmd, up, status, key, peer):
     root.add_command(command)
+root.add_command(outbox)  # delivery: depth per peer, dead letters, retry
 for command in (member, client, forum):
     root.add_command(command)
 
