@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from .backup_cmds import backup, restore
 from .client_cmds import client, forum
 from .member_cmds import member
 from .node_cmds import init, key, serve_cmd, status, up
+from .ops_cmds import config_group, db_group, doctor
 from .outbox_cmd import outbox
 from .output import EXIT_FAILURE, EXIT_USAGE
 from .peer_cmds import peer
@@ -22,9 +24,12 @@ def root() -> None:
 
 for command in (init, serve_cmd, up, status, key, peer):
     root.add_command(command)
-root.add_command(outbox)  # delivery: depth per peer, dead letters, retry
 for command in (member, client, forum):
     root.add_command(command)
+
+for command in (config_group, db_group, doctor, backup, restore):  # operations
+    root.add_command(command)
+root.add_command(outbox)  # delivery: depth per peer, dead letters, retry
 
 
 def main(argv: list[str] | None = None) -> None:
