@@ -167,6 +167,7 @@ ORIGIN_RULES: Final[Mapping[str, Callable[[dict[str, Any], str, Limits], None] |
     "forum.proof": None,
     "forum.backfill": None,  # a request; answered only to participants (api.md)
     "forum.result": None,  # hub -> submitter; the engine checks sender == the forum's hub
+    "member.lookup": None,  # a request for a member's attestation; answered to approved peers
     "node.rotation": _rotation_origin,
     "node.ping": None,
 }
