@@ -27,11 +27,13 @@ from .middleware import context_middleware, limits_middleware
 from .routes import admin, client, client_forums, directory, health, members_admin, wellknown
 from .routes import federation as federation_routes
 from .routes import ops_admin as ops_admin_routes
+from .routes import web as web_client_routes
 from .routes.admin import admin_guard
 from .storage import Storage
 
 ROUTE_MODULES: list[ModuleType] = [health, wellknown, admin]
 ROUTE_MODULES += [members_admin, client, client_forums, directory]
+ROUTE_MODULES.append(web_client_routes)  # members' web client: /, /static/
 ROUTE_MODULES += [ops_admin_routes]  # operations: db, backup snapshots, doctor
 ROUTE_MODULES.append(federation_routes)  # /_pf/v1 inbox, backfill, rotations; /admin/outbox
 
