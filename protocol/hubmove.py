@@ -18,6 +18,7 @@ from .identity import check_forum_id, check_node_name, parse_member_id
 from .keys import SigningKey, VerifyKey, sign_object, signing_input
 from .schema import VERSION, check_fields, check_version, fixed_bytes, kid, non_negative
 from .schema import field as get
+from .schema import sig as check_sig
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class HubMoveSignature:
         m = self.to_wire()
         parse_member_id(self.member)
         kid(m.get("kid"), "hub move signature.kid")
-        fixed_bytes(m, "sig", 64, "hub move signature")
+        check_sig(m["sig"], "hub move signature")
 
     def to_wire(self) -> dict[str, Value]:
         return {"member": self.member, "kid": self.kid, "sig": self.sig}
@@ -86,7 +87,7 @@ class HubMoveCertificate:
             s = check_fields(s, ("member", "kid", "sig"), what="hub move signature")
             w = "hub move signature"
             member, key_id = get(s, "member", str, w), kid(s.get("kid"), f"{w}.kid")
-            sigs.append(HubMoveSignature(member, key_id, fixed_bytes(s, "sig", 64, w)))
+            sigs.append(HubMoveSignature(member, key_id, check_sig(s["sig"], w)))
         return cls(st, tuple(sigs))
 
     def to_wire(self) -> dict[str, Value]:

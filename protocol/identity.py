@@ -25,7 +25,7 @@ def check_node_name(name: object) -> str:
     """Return ``name`` if it is a valid node name, else raise ``identity.bad_node_name``."""
     if not isinstance(name, str) or len(name) > MAX_NODE_NAME:
         raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
-    m = _NODE_RE.match(name)
+    m = _NODE_RE.fullmatch(name)
     if m is None or (m.group("port") is not None and int(m.group("port")) > 65535):
         raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
     return name
@@ -33,7 +33,7 @@ def check_node_name(name: object) -> str:
 
 def member_id(handle: str, node: str) -> str:
     check_node_name(node)
-    if not _HANDLE_RE.match(handle):
+    if not _HANDLE_RE.fullmatch(handle):
         raise RemoteProtocolError("identity.bad_member_id", f"bad handle {handle!r:.80}")
     return f"@{handle}:{node}"
 
@@ -43,7 +43,7 @@ def parse_member_id(mid: object) -> tuple[str, str]:
     if not isinstance(mid, str) or not mid.startswith("@") or ":" not in mid:
         raise RemoteProtocolError("identity.bad_member_id", f"bad member id {mid!r:.80}")
     handle, _, node = mid[1:].partition(":")
-    if not _HANDLE_RE.match(handle):
+    if not _HANDLE_RE.fullmatch(handle):
         raise RemoteProtocolError("identity.bad_member_id", f"bad member id {mid!r:.80}")
     try:
         check_node_name(node)
@@ -66,7 +66,7 @@ def make_forum_id(random16: bytes, hub: str) -> str:
 
 def check_forum_id(forum: object) -> str:
     """Return ``forum`` if it is a well-formed forum id, else ``schema.bad_value``."""
-    m = _FORUM_RE.match(forum) if isinstance(forum, str) else None
+    m = _FORUM_RE.fullmatch(forum) if isinstance(forum, str) else None
     if m is None:
         raise RemoteProtocolError("schema.bad_value", f"bad forum id {forum!r:.80}")
     try:

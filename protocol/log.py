@@ -36,6 +36,7 @@ from .keys import SigningKey, VerifyKey, sha256, sign_object, signing_input
 from .schema import VERSION as VERSION
 from .schema import check_fields, check_version, decode_map, fixed_bytes, kid, non_negative
 from .schema import field as get
+from .schema import sig as check_sig
 
 ZERO_HASH: Final = bytes(32)  # ``prev`` of the entry with seq 1
 NONCE_BYTES: Final = 16
@@ -138,7 +139,7 @@ class Event:
 
 def _check_event_map(m: dict[str, Any]) -> None:
     check_forum_id(get(m, "forum", str, "event"))
-    if not _TYPE_RE.match(get(m, "type", str, "event")):
+    if not _TYPE_RE.fullmatch(get(m, "type", str, "event")):
         raise RemoteProtocolError("schema.bad_value", "event.type is not a type name")
     parse_member_id(m.get("author"))
     kid(m.get("kid"), "event.kid")
@@ -146,7 +147,7 @@ def _check_event_map(m: dict[str, Any]) -> None:
     fixed_bytes(m, "nonce", NONCE_BYTES, "event")
     non_negative(m, "epoch", "event")
     get(m, "body", dict, "event")
-    fixed_bytes(m, "sig", 64, "event")
+    check_sig(m["sig"], "event")
 
 
 def build_event(
@@ -247,7 +248,7 @@ def _check_entry_map(m: dict[str, Any]) -> None:
     non_negative(m, "ts", "entry")
     check_node_name(get(m, "hub", str, "entry"))
     kid(m.get("kid"), "entry.kid")
-    fixed_bytes(m, "sig", 64, "entry")
+    check_sig(m["sig"], "entry")
 
 
 def append_entry(
@@ -358,7 +359,7 @@ def _check_point(m: dict[str, Any], what: str) -> None:
     fixed_bytes(m, "hash", 32, what)
     non_negative(m, "ts", what)
     kid(m.get("kid"), f"{what}.kid")
-    fixed_bytes(m, "sig", 64, what)
+    check_sig(m["sig"], what)
 
 
 def build_head(
