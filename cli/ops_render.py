@@ -40,7 +40,11 @@ def show_findings(out: Output, findings: list[Finding]) -> None:
     if out.json_mode:
         return
     if sys.stdout.isatty():
-        table = Table("status", "check", "message", "fix", show_lines=False)
+        table = Table()
+        table.add_column("status", no_wrap=True)
+        table.add_column("check", no_wrap=True)  # the name a script or a ticket quotes
+        table.add_column("message", overflow="fold")
+        table.add_column("fix", overflow="fold")
         for f in findings:
             table.add_row(f"[{_STYLE[f.status]}]{f.status.upper()}[/]", f.check, f.message, f.fix)
         Console(file=sys.stdout).print(table)
