@@ -1,6 +1,6 @@
 """Group encryption: epoch secrets sealed to devices, content sealed under them (PFP/1 §8).
 
-Normative text: specs/parts/08-group-encryption.md. Every sealed object names its suite;
+Normative text: specs/protocol.md §8. Every sealed object names its suite;
 the suites are the table ``SUITES`` and nothing outside it is accepted.
 
 Randomness is an argument (the epoch secret, the content nonce) with one documented

@@ -1,6 +1,6 @@
 """Moving a forum's hub (PFP/1 §6.6): a certificate signed by a majority of members.
 
-Normative text: specs/parts/06-forum-log.md. The members agree on the last entry they
+Normative text: specs/protocol.md §6. The members agree on the last entry they
 accept and on the node that sequences after it; each signs that statement with one of
 its registered devices, and a strict majority of the active members makes it binding.
 Moved out of ``protocol.log``, which still re-exports these names.

@@ -1,6 +1,6 @@
 """The forum log: signed events, hub-sequenced entries, heads, proofs (PFP/1 §6).
 
-Normative text: specs/parts/06-forum-log.md. A member device signs an *event*; the hub
+Normative text: specs/protocol.md §6. A member device signs an *event*; the hub
 wraps its exact bytes in an *entry* that chains to the previous entry's hash and signs it.
 Nodes cosign the *heads* they verified; two hub signatures for one ``seq`` with different
 hashes are an *equivocation proof* anyone can check offline. (A quorum of members can move

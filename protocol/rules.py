@@ -1,6 +1,6 @@
 """Node-enforced forum rules as one pure fold (PFP/1 §7).
 
-Normative text: specs/parts/07-forum-rules.md. ``apply_entry(state, entry)`` is the only
+Normative text: specs/protocol.md §7. ``apply_entry(state, entry)`` is the only
 way a forum's state changes: every node folds the same entries through it and so holds
 the same state. ``RULES`` is the rule table — which event types exist, who may submit
 each, and what each does; a type not in the table is ``rules.unknown_type``.

@@ -1,4 +1,4 @@
-"""Write specs/vectors/forum-log.json and rules.json (specs/parts/06-forum-log.md, 07-*.md).
+"""Write specs/vectors/forum-log.json and rules.json (specs/protocol.md §6 and §7).
 
 Every key comes from a fixed seed SHA-256("PFP/1 test vector " + label); every time is a
 fixed millisecond count; event nonces are SHA-256 of a label. Entries are produced by

@@ -1,4 +1,4 @@
-"""Write the group-encryption vectors (specs/parts/08-group-encryption.md) and the
+"""Write the group-encryption vectors (specs/protocol.md §8) and the
 Ed25519 / X25519 reference vectors.
 
 Outputs, all JSON with bytes as hex:
