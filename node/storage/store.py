@@ -20,6 +20,7 @@ from typing import Literal
 from ..config import StorageConfig
 from .delivery import DeliveryStore
 from .engine import SqliteEngine, StorageError
+from .forums import ForumStore
 from .members import MemberStore
 
 PeerStatus = Literal["pending", "approved", "blocked", "key_changed"]
@@ -257,7 +258,7 @@ class SummaryStore(_Base):
 
 
 class Storage(
-    NodeStateStore, PeerStore, ReplayStore, SummaryStore, MemberStore, DeliveryStore
+    NodeStateStore, PeerStore, ReplayStore, SummaryStore, MemberStore, DeliveryStore, ForumStore
 ):
     def __init__(self, engine: SqliteEngine) -> None:
         self._engine = engine

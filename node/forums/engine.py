@@ -1,0 +1,283 @@
+"""``ForumEngine``: the forum log engine's public face (specs/CONTRACT.md, "Node internals").
+
+The client API calls ``submit_local`` / ``read`` / ``wait_for`` / ``state`` /
+``forums_of`` / ``invites_for``; the inbox calls the ``on_*`` methods after
+``accept_envelope`` succeeded; delivery is reached through ``FederationPort``. Each role
+lives in its own module (hub, replica, accountability); this one routes between them and
+does what follows every commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from aiohttp import web
+
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.identity import node_of
+from protocol.keys import sha256
+from protocol.log import Entry, Event, forum_origin
+from protocol.rules import ACTIVE, ForumState, certificate_of
+
+from ..logs import log_event
+from ..storage import Storage
+from ..storage.forums import EvidenceRecord, SubmissionRecord
+from .accountability import Accountability
+from .core import PAGE, FederationPort, ForumRuntime, federation_of, log
+from .hub import HubRole, Outcome, refused
+from .replica import ReplicaRole
+from .snapshot import load_state
+
+MAX_SUBMIT_EVENTS = 50  # events per forum.submit envelope we send
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    event_id: bytes
+    status: Literal["sequenced", "forwarded"]
+    seq: int | None
+
+
+class ForumEngine(HubRole, ReplicaRole, Accountability):
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Load every forum's state from its snapshot (refolding only if it is unreadable)."""
+        await self.keys.reload()
+        for rec in await self.storage.list_forum_records():
+            rt = self._rt(rec.id)
+            state = load_state(rec.state) if rec.state is not None else None
+            if state is None or state.seq != rec.head_seq:
+                state = await self._refold(rec.id, rec.head_seq)
+                if state is not None and rec.frozen:
+                    state = replace(state, frozen=True)
+            rt.state, rt.proof = state, rec.proof
+            rt.known_head = rt.seq
+        for inv in await self.storage.list_invites():
+            rt = self._rt(inv.forum)
+            if rt.state is None:
+                rt.hub_hint = inv.hub
+            rt.known_head = max(rt.known_head, inv.seq)
+            if self._has_gap(rt):
+                self._start_backfill(rt)
+        self.metrics.frozen.set(sum(1 for r in self._forums.values() if r.state and r.state.frozen))
+
+    async def close(self) -> None:
+        for rt in self._forums.values():
+            if rt.head_timer is not None:
+                rt.head_timer.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ submitting
+
+    async def submit_local(self, event_bytes: bytes) -> SubmitResult:
+        """A local member's signed event: sequence it (we are the hub) or forward it."""
+        ev = Event.from_bytes(event_bytes)
+        if node_of(ev.author) != self.name:
+            raise RemoteProtocolError("api.forbidden", "the author is not a member of this node")
+        forum, eid = ev.forum, ev.event_id
+        if ev.type == "forum.create":
+            if forum_origin(forum) != self.name:
+                raise RemoteProtocolError("rules.not_permitted", "a forum id must name this node")
+            return _result(eid, await self._sequence(forum, event_bytes, self.name))
+        rt = self._forums.get(forum)
+        if rt is None or (rt.state is None and rt.hub_hint is None):
+            raise RemoteProtocolError("forum.unknown", "no such forum on this node")
+        move_to = _move_target(ev)
+        if move_to == self.name:
+            return _result(eid, await self._sequence_move(rt, ev))
+        if rt.state is not None and rt.state.frozen and move_to is None:
+            raise RemoteProtocolError("forum.frozen", forum)
+        if move_to is None and self._is_hub(rt):
+            return _result(eid, await self._sequence(forum, event_bytes, self.name))
+        fed = self._federation()
+        if fed is None:
+            raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
+        await self.storage.add_submissions(forum, [(eid, event_bytes)], self.name, self.clock())
+        body = {"forum": forum, "events": [event_bytes]}
+        await fed.enqueue(move_to or self._hub_of(rt), "forum.submit", body)
+        return SubmitResult(eid, "forwarded", None)
+
+    async def on_submit(self, origin: str, forum: str, events: list[bytes]) -> list[Outcome]:
+        """Events from ``origin``'s members: sequence them (hub) and answer ``forum.result``."""
+        rt = self._forums.get(forum)
+        pending: list[asyncio.Future[Outcome] | Outcome] = []
+        for raw in events:
+            try:
+                ev = Event.from_bytes(raw)
+                if ev.forum != forum:
+                    raise RemoteProtocolError("event.wrong_forum", f"event is for {ev.forum}")
+                if node_of(ev.author) != origin:
+                    raise RemoteProtocolError("envelope.origin_mismatch", "author of another node")
+                if rt is None or rt.state is None:
+                    raise RemoteProtocolError("forum.unknown", "no such forum on this node")
+                if _move_target(ev) == self.name:
+                    pending.append(await self._sequence_move(rt, ev))
+                elif not self._is_hub(rt):
+                    raise RemoteProtocolError("entry.wrong_hub", f"the hub is {rt.state.hub}")
+                else:
+                    pending.append(self._sequence(forum, raw, origin))
+            except ProtocolError as exc:
+                pending.append(refused(sha256(raw), exc))
+        results = [await p if isinstance(p, asyncio.Future) else p for p in pending]
+        await self._send(origin, "forum.result", {"forum": forum, "results": results})
+        return results
+
+    async def on_result(self, origin: str, body: dict[str, Any]) -> None:
+        """The hub's answer to events we forwarded: mark them sequenced or refused."""
+        forum = body.get("forum")
+        rt = self._forums.get(forum) if isinstance(forum, str) else None
+        if rt is None or origin != self._hub_of(rt):
+            raise RemoteProtocolError("api.forbidden", "only the forum's hub answers submissions")
+        outcomes: list[tuple[bytes, str, str | None]] = []
+        for r in body.get("results", []):
+            if not isinstance(r, dict) or not isinstance(r.get("event_id"), bytes):
+                continue
+            if "seq" in r:
+                outcomes.append((r["event_id"], "sequenced", None))
+            elif r.get("error") != "entry.wrong_hub":  # a moved hub: re-sent after the move
+                outcomes.append((r["event_id"], "refused", str(r.get("error"))))
+        await self.storage.resolve_submissions(rt.forum, outcomes)
+
+    async def submission(self, forum: str, event_id: bytes) -> SubmissionRecord | None:
+        """What became of an event this node forwarded to the hub."""
+        found = await self.storage.list_submissions(forum, event_id=event_id)
+        return found[0] if found else None
+
+    # ------------------------------------------------------------------ after every commit
+
+    async def _after_commit(
+        self, rt: ForumRuntime, entries: list[Entry], dropped: list[Entry]
+    ) -> None:
+        hub = self._is_hub(rt)
+        moved = any(e.signed_event.type == "hub.move" for e in entries)
+        if moved:
+            rt.pending_head, rt.last_head_seq = None, 0
+        for e in entries:
+            ev = e.signed_event
+            if ev.type != "member.invite":
+                continue
+            candidate_node = node_of(str(ev.body["candidate"]))
+            if candidate_node == self.name:
+                await self._store_invite(rt, e)
+            elif hub:
+                await self._send(
+                    candidate_node, "forum.invite", {"forum": rt.forum, "entry": e.raw}
+                )
+        if hub:
+            self._notify(rt.forum)
+            self._schedule_head(rt)
+        else:
+            await self._check_pending_head(rt)
+        if moved:
+            await self._resubmit(rt, dropped)
+
+    async def _resubmit(self, rt: ForumRuntime, dropped: list[Entry]) -> None:
+        """After a hub move: our members' dropped events, and what the old hub never answered."""
+        raws = [e.signed_event.raw for e in dropped if node_of(e.signed_event.author) == self.name]
+        raws += [s.event for s in await self.storage.list_submissions(rt.forum, state="pending")]
+        raws = list(dict.fromkeys(raws))
+        if not raws:
+            return
+        log_event(log, logging.INFO, "forum.resubmit", forum=rt.forum, events=len(raws))
+        if self._is_hub(rt):
+            for raw in raws:
+                self._sequence(rt.forum, raw, self.name)  # dedupes by event id
+            return
+        for i in range(0, len(raws), MAX_SUBMIT_EVENTS):
+            body = {"forum": rt.forum, "events": raws[i : i + MAX_SUBMIT_EVENTS]}
+            await self._send(self._hub_of(rt), "forum.submit", body)
+
+    # ------------------------------------------------------------------ reading
+
+    def state(self, forum: str) -> ForumState | None:
+        rt = self._forums.get(forum)
+        return rt.state if rt is not None else None
+
+    def participants(self, forum: str) -> set[str]:
+        """Nodes other than this one with an active member or open invitation."""
+        return self._participants(self.state(forum))
+
+    def forums_of(self, member: str) -> list[str]:
+        """Forums where ``member`` is active or holds an open invitation, by id."""
+        out = []
+        for forum, rt in self._forums.items():
+            s = rt.state
+            if s is None:
+                continue
+            m = s.members.get(member)
+            if (m is not None and m.status == ACTIVE) or member in s.invitations:
+                out.append(forum)
+        return sorted(out)
+
+    async def read(self, forum: str, from_seq: int, limit: int) -> tuple[int, list[bytes]]:
+        """``(head, entries)``: up to ``limit`` (<= 500) stored entries from ``from_seq``."""
+        rt = self._forums.get(forum)
+        head = rt.seq if rt is not None else 0
+        stored = await self.storage.read_entries(forum, max(1, from_seq), max(0, min(limit, PAGE)))
+        return head, [s.entry for s in stored]
+
+    async def wait_for(self, forum: str, seq: int, timeout_s: float) -> int:
+        """Wait (push-driven, no polling) until the forum's head reaches ``seq``; the head."""
+        rt = self._rt(forum)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while rt.seq < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(rt.changed.wait(), remaining)
+            except TimeoutError:
+                break
+        return rt.seq
+
+    async def evidence(self, forum: str | None = None, limit: int = 100) -> list[EvidenceRecord]:
+        return await self.storage.list_evidence(forum, limit)
+
+
+def _move_target(ev: Event) -> str | None:
+    """The new hub a ``hub.move`` event names (None for other events or a bad certificate)."""
+    if ev.type != "hub.move":
+        return None
+    try:
+        return certificate_of(ev).statement.new_hub
+    except ProtocolError:
+        return None
+
+
+def _result(event_id: bytes, outcome: Outcome) -> SubmitResult:
+    if "error" in outcome:
+        raise RemoteProtocolError(outcome["error"], outcome["message"])
+    return SubmitResult(event_id, "sequenced", outcome["seq"])
+
+
+def engine_for(app: web.Application, storage: Storage) -> ForumEngine:
+    from ..context import CTX
+
+    ctx = app[CTX]
+    return ForumEngine(
+        storage, name=ctx.identity.name, node_keys=lambda: ctx.identity.keys, clock=ctx.clock,
+        registry=ctx.metrics.registry, federation=federation_of(app),
+    )  # fmt: skip
+
+
+async def forums_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The service: after storage, before delivery (which calls into it)."""
+    from ..context import FORUMS, STORAGE
+
+    engine = engine_for(app, app[STORAGE])
+    await engine.start()
+    app[FORUMS] = engine
+    yield
+    await engine.close()
+
+
+__all__ = ["FederationPort", "ForumEngine", "SubmitResult", "forums_ctx"]

@@ -1,0 +1,311 @@
+"""A replica: re-check every entry the hub pushes, apply the contiguous ones, fill gaps.
+
+Entries are applied strictly in seq order through ``protocol.rules.apply_entry``; one that
+breaks a rule is refused, kept as evidence and nothing after it is applied. Entries past
+a gap wait in memory (``ahead``) while a backfill task fetches the missing pages from the
+hub; the ack is always the contiguous verified head. An entry for a seq we already hold
+is a no-op when its hash matches, a hub move when it carries a certificate for an earlier
+point, and otherwise — signed by the same hub — an equivocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.identity import parse_member_id
+from protocol.log import Entry, EquivocationProof, check_forum_id, verify_entry
+from protocol.rules import ForumState, certificate_of
+
+from ..logs import log_event
+from ..storage.forums import InviteRecord
+from .core import PAGE, ForumCore, ForumRuntime, log
+
+MAX_AHEAD: Final = 4 * PAGE  # entries held past a gap; more are fetched again later
+BACKFILL_ATTEMPTS: Final = 5
+
+
+class ReplicaRole(ForumCore):
+    backfill_retry_s: float = 0.2  # first retry delay; doubles per failure (capped at 30 s)
+
+    # ------------------------------------------------------------------ entries
+
+    async def on_entries(self, origin: str, forum: str, entries: list[bytes]) -> int:
+        """Verify and apply pushed entries; return the contiguous verified head (the ack)."""
+        check_forum_id(forum)
+        rt = self._forums.get(forum)
+        if rt is None or (rt.state is None and rt.hub_hint is None):
+            # Only a forum we hold, or one a member of ours is invited to: by a forum.invite
+            # we already had, or by an invitation in this very push (it may come first).
+            if not any(self._invites_us(origin, raw) for raw in entries):
+                raise RemoteProtocolError("api.forbidden", "this node takes no part in that forum")
+            rt = self._rt(forum)
+            rt.hub_hint = origin
+        return await self._apply(rt, origin, entries)
+
+    async def _apply(self, rt: ForumRuntime, origin: str, raws: list[bytes]) -> int:
+        decoded: list[Entry] = []
+        for raw in raws:
+            try:
+                entry = Entry.from_bytes(raw)
+                if entry.forum != rt.forum:
+                    raise RemoteProtocolError("event.wrong_forum", f"entry is for {entry.forum}")
+            except ProtocolError as exc:
+                await self._evidence(origin, rt.forum, "entry", exc.code, raw)
+                continue
+            decoded.append(entry)
+        decoded.sort(key=lambda e: e.seq)
+        async with rt.lock:
+            await self._ensure_index(rt)
+            hub = self._hub_of(rt)
+            if origin != hub and not any(_moves_to(e, origin) for e in decoded):
+                raise RemoteProtocolError("entry.wrong_hub", f"the hub of {rt.forum} is {hub}")
+            for e in decoded:
+                if e.seq > rt.seq + 1 and len(rt.ahead) < MAX_AHEAD:
+                    rt.ahead[e.seq] = e
+                rt.known_head = max(rt.known_head, e.seq)
+            committed, dropped = await self._apply_locked(rt, origin, decoded)
+        if committed:
+            await self._after_commit(rt, committed, dropped)
+        if self._has_gap(rt):
+            self._start_backfill(rt)
+        return rt.seq
+
+    async def _apply_locked(
+        self, rt: ForumRuntime, origin: str, decoded: list[Entry]
+    ) -> tuple[list[Entry], list[Entry]]:
+        state, staged = rt.state, []
+        committed: list[Entry] = []
+        dropped: list[Entry] = []
+        queue = [e for e in decoded if e.seq <= rt.seq + 1]
+        while (
+            queue
+            or (state is not None and state.seq + 1 in rt.ahead)
+            or (state is None and 1 in rt.ahead)
+        ):
+            seq = state.seq if state else 0
+            e = queue.pop(0) if queue else rt.ahead.pop(seq + 1)
+            if e.seq == seq + 1:
+                try:
+                    after = await self._applied(state, e)
+                except ProtocolError as exc:
+                    await self._evidence(origin, rt.forum, "entry", exc.code, e.raw)
+                    break  # nothing after a refused entry is applied
+                state = after
+                staged.append(e)
+                continue
+            if e.seq > seq + 1:
+                rt.ahead.setdefault(e.seq, e)
+                continue
+            # A seq we hold (or staged in this batch).
+            ours = staged[e.seq - rt.seq - 1].hash if e.seq > rt.seq else self._hash_at(rt, e.seq)
+            if ours == e.hash:
+                continue  # idempotent repeat
+            if staged:  # settle what we have before rewinding or freezing
+                assert state is not None
+                await self._commit(rt, staged, state)
+                committed += staged
+                staged = []
+            moved = await self._rewind_for_move(rt, origin, e)
+            if moved is None:
+                await self._conflict(rt, origin, e)
+                break
+            state, dropped = moved, await self._dropped_by(rt, e)
+            await self._commit(rt, [e], state, truncate_after=e.seq - 1)
+            # What waited past a gap came from the old hub: it is void now.
+            rt.ahead = {s: x for s, x in rt.ahead.items() if x.hub == e.hub}
+            committed.append(e)
+            log_event(log, logging.WARNING, "forum.hub_moved", forum=rt.forum, seq=e.seq,
+                      new_hub=e.hub, dropped=len(dropped))  # fmt: skip
+        if staged:
+            assert state is not None
+            await self._commit(rt, staged, state)
+            committed += staged
+        for s in [s for s in rt.ahead if s <= rt.seq]:
+            del rt.ahead[s]
+        self.metrics.replicated.inc(len(committed))
+        return committed, dropped
+
+    def _hash_at(self, rt: ForumRuntime, seq: int) -> bytes:
+        assert rt.hashes is not None
+        return rt.hashes[seq - 1]
+
+    async def _rewind_for_move(self, rt: ForumRuntime, origin: str, e: Entry) -> ForumState | None:
+        """The state after ``e`` if it is a hub move certifying entry ``e.seq - 1`` of ours."""
+        if e.signed_event.type != "hub.move" or e.seq < 2:
+            return None
+        if e.prev != self._hash_at(rt, e.seq - 1):
+            return None
+        try:
+            base = await self._refold(rt.forum, e.seq - 1)
+            return await self._applied(base, e)
+        except ProtocolError as exc:
+            await self._evidence(origin, rt.forum, "entry", exc.code, e.raw)
+            return None
+
+    async def _dropped_by(self, rt: ForumRuntime, move: Entry) -> list[Entry]:
+        stored = await self.storage.read_entries(rt.forum, move.seq, rt.seq - move.seq + 1)
+        return [Entry.from_bytes(s.entry) for s in stored]
+
+    async def _conflict(self, rt: ForumRuntime, origin: str, e: Entry) -> None:
+        """``e`` names another hash for a seq we hold: equivocation if the same hub key signed."""
+        raw = await self.storage.get_entry(rt.forum, e.seq)
+        ours = Entry.from_bytes(raw) if raw is not None else None
+        if ours is None or ours.hub != e.hub or ours.kid != e.kid:
+            # Another hub (e.g. the old hub after a move) or another key: no proof, evidence.
+            await self._evidence(origin, rt.forum, "entry", "entry.wrong_hub", e.raw)
+            return
+        try:
+            key = await self._key_of(e.hub, e.kid, e.ts)
+            verify_entry(e, key)
+        except ProtocolError as exc:
+            await self._evidence(origin, rt.forum, "entry", exc.code, e.raw)
+            return
+        proof = EquivocationProof(
+            rt.forum, e.seq, e.hub, key.raw, (("entry", ours.raw), ("entry", e.raw))
+        )
+        await self._freeze_locked(rt, proof)
+
+    def _invites_us(self, origin: str, raw: bytes) -> bool:
+        """Whether ``raw`` is an entry by ``origin`` inviting one of our members (unverified:
+        it only lets the batch be checked, by the same rules as any other)."""
+        try:
+            e = Entry.from_bytes(raw)
+            candidate = e.signed_event.body.get("candidate")
+            return (e.signed_event.type == "member.invite" and e.hub == origin
+                    and parse_member_id(candidate)[1] == self.name)  # fmt: skip
+        except ProtocolError:
+            return False
+
+    # ------------------------------------------------------------------ gaps and backfill
+
+    def _has_gap(self, rt: ForumRuntime) -> bool:
+        return bool(rt.ahead) or rt.known_head > rt.seq
+
+    def gaps(self, forum: str) -> list[tuple[int, int]]:
+        """Missing seq ranges ``(first, last)`` between our head and the highest seq known."""
+        rt = self._forums.get(forum)
+        if rt is None:
+            return []
+        out, cur = [], rt.seq
+        for s in sorted(rt.ahead):
+            if s > cur + 1:
+                out.append((cur + 1, s - 1))
+            cur = max(cur, s)
+        if rt.known_head > cur:
+            out.append((cur + 1, rt.known_head))
+        return out
+
+    def _start_backfill(self, rt: ForumRuntime) -> None:
+        if rt.backfilling is None or rt.backfilling.done():
+            rt.backfilling = self._spawn(self._backfill(rt), f"pf-backfill-{rt.forum}")
+
+    async def _backfill(self, rt: ForumRuntime) -> None:
+        failures = 0
+        while self._has_gap(rt) and not self._is_hub(rt):
+            fed = self._federation()
+            if fed is None:
+                return
+            hub, before = self._hub_of(rt), rt.seq
+            body = {"forum": rt.forum, "from": before + 1, "limit": PAGE}
+            self.metrics.backfill.inc(role="sent")
+            try:
+                resp = await fed.request(
+                    hub, f"/_pf/v1/forums/{rt.forum}/backfill", "forum.backfill", body
+                )
+                entries, head = _page(resp)
+            except Exception as exc:  # unreachable hub or a bad answer: retry with backoff
+                failures += 1
+                log_event(log, logging.INFO, "forum.backfill_failed", forum=rt.forum, hub=hub,
+                          error=type(exc).__name__, attempt=failures)  # fmt: skip
+                if failures >= BACKFILL_ATTEMPTS:
+                    return  # the next push or head starts another attempt
+                await asyncio.sleep(min(self.backfill_retry_s * 2**failures, 30.0))
+                continue
+            if head < rt.known_head and not rt.ahead:
+                rt.known_head = max(head, rt.seq)  # the hub's word on its own head
+            if entries:
+                await self._apply(rt, hub, entries)
+            if rt.seq == before:
+                return  # no progress: refused entries are evidence, not worth a loop
+
+    async def on_backfill(
+        self, origin: str, forum: str, from_seq: int, limit: int
+    ) -> dict[str, Any]:
+        """Entries from ``from_seq`` for a node with an active member or open invitation."""
+        rt = self._forums.get(forum)
+        state = rt.state if rt is not None else None
+        if state is None or origin not in self._participants(state):
+            raise RemoteProtocolError(
+                "api.forbidden", "no member of yours takes part in that forum"
+            )
+        self.metrics.backfill.inc(role="served")
+        stored = await self.storage.read_entries(forum, max(1, from_seq), max(1, min(limit, PAGE)))
+        return {"forum": forum, "head": state.seq, "entries": [s.entry for s in stored]}
+
+    # ------------------------------------------------------------------ invitations
+
+    async def on_invite(self, origin: str, forum: str, entry: bytes) -> None:
+        """A hub tells us one of our members is invited: keep it, and catch up on the forum."""
+        e = Entry.from_bytes(entry)
+        ev = e.signed_event
+        if e.forum != forum:
+            raise RemoteProtocolError("event.wrong_forum", f"entry is for {e.forum}")
+        if ev.type != "member.invite":
+            raise RemoteProtocolError("rules.bad_body", "forum.invite carries a member.invite")
+        candidate = ev.body.get("candidate")
+        if parse_member_id(candidate)[1] != self.name:
+            raise RemoteProtocolError("api.forbidden", "the candidate is not a member of this node")
+        rt = self._rt(forum)
+        if e.hub != origin or (rt.state is not None and rt.state.hub != e.hub):
+            raise RemoteProtocolError("entry.wrong_hub", f"{origin} does not host {forum}")
+        key = await self._key_of(e.hub, e.kid, e.ts)
+        verify_entry(e, key)
+        await self._store_invite(rt, e)
+
+    async def _store_invite(self, rt: ForumRuntime, e: Entry) -> None:
+        ev = e.signed_event
+        candidate = str(ev.body["candidate"])
+        record = InviteRecord(rt.forum, candidate, e.hub, e.seq, ev.event_id, e.raw, self.clock())
+        await self.storage.save_invite(record)
+        if rt.state is None:
+            rt.hub_hint = e.hub
+        rt.known_head = max(rt.known_head, e.seq)
+        if self._has_gap(rt) and not self._is_hub(rt):
+            self._start_backfill(rt)  # fold the chain from seq 1 to verify the invitation
+
+    async def invites_for(self, member: str) -> list[InviteRecord]:
+        """Invitations of ``member`` still open (as far as this node's state knows)."""
+        out = []
+        for inv in await self.storage.list_invites(candidate=member):
+            rt = self._forums.get(inv.forum)
+            state = rt.state if rt is not None else None
+            if state is not None and state.seq >= inv.seq:
+                open_ = state.invitations.get(member)
+                if open_ is None or open_.invite != inv.event_id:
+                    continue
+            out.append(inv)
+        return out
+
+
+def _moves_to(e: Entry, origin: str) -> bool:
+    """A ``hub.move`` entry whose certificate names ``origin`` as the new hub."""
+    if e.signed_event.type != "hub.move":
+        return False
+    try:
+        return certificate_of(e.signed_event).statement.new_hub == origin == e.hub
+    except ProtocolError:
+        return False
+
+
+def _page(resp: Any) -> tuple[list[bytes], int]:
+    if not isinstance(resp, dict):
+        raise RemoteProtocolError("schema.wrong_type", "backfill answer must be a map")
+    entries, head = resp.get("entries"), resp.get("head")
+    if not isinstance(entries, list) or not all(isinstance(e, bytes) for e in entries):
+        raise RemoteProtocolError("schema.wrong_type", "backfill entries must be [bin]")
+    if not isinstance(head, int) or isinstance(head, bool):
+        raise RemoteProtocolError("schema.wrong_type", "backfill head must be an int")
+    return entries, head

@@ -1,0 +1,294 @@
+"""Forum log storage: entries, the folded state snapshot, heads, proofs, evidence, invites.
+
+The engine keeps each forum's state in memory and writes a whole batch of entries together
+with the state they lead to in ONE job (``append_entries``), so the snapshot in ``forums``
+is always the fold of exactly the entries stored: a restart reads the snapshot instead of
+refolding the log, and a crash can never leave the two disagreeing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .engine import SqliteEngine
+
+
+@dataclass(frozen=True)
+class ForumRecord:
+    id: str
+    hub: str
+    state: bytes | None  # snapshot (node/forums/snapshot.py), None before the first entry
+    head_seq: int
+    head_hash: bytes | None
+    frozen: bool
+    proof: bytes | None  # the equivocation proof that froze it (encoded)
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    seq: int
+    hash: bytes
+    event_id: bytes
+    entry: bytes  # the signed entry's exact bytes
+
+
+@dataclass(frozen=True)
+class InviteRecord:
+    forum: str
+    candidate: str
+    hub: str
+    seq: int
+    event_id: bytes
+    entry: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    id: int
+    peer: str | None
+    forum: str | None
+    kind: str
+    code: str
+    object: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    forum: str
+    event_id: bytes
+    event: bytes
+    origin: str
+    state: str  # pending | sequenced | refused
+    reason: str | None
+    received_ms: int
+
+
+def _forum(r: sqlite3.Row) -> ForumRecord:
+    return ForumRecord(
+        r["id"], r["hub"], None if r["state"] is None else bytes(r["state"]), r["head_seq"],
+        None if r["head_hash"] is None else bytes(r["head_hash"]), bool(r["frozen"]),
+        None if r["proof"] is None else bytes(r["proof"]), r["updated_ms"],
+    )  # fmt: skip
+
+
+class ForumStore:
+    # Same shape as store._Base (declared here: store.py imports this module).
+    _engine: SqliteEngine
+
+    # ------------------------------------------------------------------ forums and entries
+
+    async def list_forum_records(self) -> list[ForumRecord]:
+        rows = await self._engine.fetch_all("SELECT * FROM forums ORDER BY id")
+        return [_forum(r) for r in rows]
+
+    async def append_entries(
+        self,
+        forum: str,
+        hub: str,
+        entries: Sequence[StoredEntry],
+        state: bytes,
+        head_seq: int,
+        head_hash: bytes,
+        frozen: bool,
+        now_ms: int,
+        truncate_after: int | None = None,
+    ) -> None:
+        """Store ``entries`` and the state they lead to, atomically.
+
+        ``truncate_after``: first drop every entry (and head) after that seq — a hub move
+        discards what the old hub sequenced past the certified point.
+        """
+        rows = [(forum, e.seq, e.hash, e.event_id, e.entry, now_ms) for e in entries]
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO forums (id, hub, state, head_seq, head_hash, frozen, created_ms,"
+                " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " hub = excluded.hub, state = excluded.state, head_seq = excluded.head_seq,"
+                " head_hash = excluded.head_hash, frozen = excluded.frozen,"
+                " updated_ms = excluded.updated_ms",
+                (forum, hub, state, head_seq, head_hash, int(frozen), now_ms, now_ms),
+            )
+            if truncate_after is not None:
+                conn.execute(
+                    "DELETE FROM entries WHERE forum = ? AND seq > ?", (forum, truncate_after)
+                )
+                conn.execute(
+                    "DELETE FROM heads WHERE forum = ? AND seq > ?", (forum, truncate_after)
+                )
+            conn.executemany(
+                "INSERT INTO entries (forum, seq, hash, event_id, entry, received_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._engine.write(job)
+
+    async def read_entries(self, forum: str, from_seq: int, limit: int) -> list[StoredEntry]:
+        rows = await self._engine.fetch_all(
+            "SELECT seq, hash, event_id, entry FROM entries WHERE forum = ? AND seq >= ?"
+            " ORDER BY seq LIMIT ?",
+            (forum, from_seq, limit),
+        )
+        return [
+            StoredEntry(r["seq"], bytes(r["hash"]), bytes(r["event_id"]), bytes(r["entry"]))
+            for r in rows
+        ]
+
+    async def entry_index(self, forum: str) -> list[tuple[int, bytes, bytes]]:
+        """``(seq, hash, event_id)`` of every entry, in seq order (no entry bytes)."""
+        rows = await self._engine.fetch_all(
+            "SELECT seq, hash, event_id FROM entries WHERE forum = ? ORDER BY seq", (forum,)
+        )
+        return [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+
+    async def get_entry(self, forum: str, seq: int) -> bytes | None:
+        value = await self._engine.fetch_value(
+            "SELECT entry FROM entries WHERE forum = ? AND seq = ?", (forum, seq)
+        )
+        return None if value is None else bytes(value)
+
+    # ------------------------------------------------------------------ accountability
+
+    async def freeze_forum(self, forum: str, state: bytes, proof: bytes, now_ms: int) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE forums SET frozen = 1, state = ?, proof = ?, updated_ms = ? WHERE id = ?",
+                (state, proof, now_ms, forum),
+            )
+
+        await self._engine.write(job)
+
+    async def frozen_forums(self) -> list[ForumRecord]:
+        rows = await self._engine.fetch_all("SELECT * FROM forums WHERE frozen = 1 ORDER BY id")
+        return [_forum(r) for r in rows]
+
+    async def save_head(
+        self, forum: str, seq: int, hash: bytes, head: bytes, cosigs: Sequence[tuple[str, bytes]],
+        now_ms: int,
+    ) -> None:  # fmt: skip
+        """Keep a verified hub head and the cosignatures ``(node, cosig)`` seen for it."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO heads (forum, seq, hash, head) VALUES (?, ?, ?, ?)",
+                (forum, seq, hash, head),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO cosignatures (forum, seq, node, hash, cosig, received_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(forum, seq, node, hash, c, now_ms) for node, c in cosigs],
+            )
+
+        await self._engine.write(job)
+
+    async def cosigners(self, forum: str, seq: int) -> list[str]:
+        rows = await self._engine.fetch_all(
+            "SELECT node FROM cosignatures WHERE forum = ? AND seq = ? ORDER BY node", (forum, seq)
+        )
+        return [r[0] for r in rows]
+
+    async def add_evidence(
+        self, peer: str | None, forum: str | None, kind: str, code: str, obj: bytes, now_ms: int
+    ) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO evidence (peer, forum, kind, code, object, received_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (peer, forum, kind, code, obj, now_ms),
+            )
+
+        await self._engine.write(job)
+
+    async def list_evidence(
+        self, forum: str | None = None, limit: int = 100
+    ) -> list[EvidenceRecord]:
+        where, params = ("WHERE forum = ?", (forum, limit)) if forum else ("", (limit,))
+        rows = await self._engine.fetch_all(
+            f"SELECT * FROM evidence {where} ORDER BY id DESC LIMIT ?", params
+        )
+        return [
+            EvidenceRecord(r["id"], r["peer"], r["forum"], r["kind"], r["code"],
+                           bytes(r["object"]), r["received_ms"])
+            for r in rows
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ invitations
+
+    async def save_invite(self, invite: InviteRecord) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO forum_invites (forum, candidate, hub, seq, event_id,"
+                " entry, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (invite.forum, invite.candidate, invite.hub, invite.seq, invite.event_id,
+                 invite.entry, invite.received_ms),
+            )  # fmt: skip
+
+        await self._engine.write(job)
+
+    async def list_invites(
+        self, *, candidate: str | None = None, forum: str | None = None
+    ) -> list[InviteRecord]:
+        clauses, params = [], []
+        for column, value in (("candidate", candidate), ("forum", forum)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._engine.fetch_all(
+            f"SELECT * FROM forum_invites {where} ORDER BY received_ms, forum", params
+        )
+        return [
+            InviteRecord(r["forum"], r["candidate"], r["hub"], r["seq"], bytes(r["event_id"]),
+                         bytes(r["entry"]), r["received_ms"])
+            for r in rows
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ forwarded submissions
+
+    async def add_submissions(
+        self, forum: str, events: Sequence[tuple[bytes, bytes]], origin: str, now_ms: int
+    ) -> None:
+        """Record events ``(event_id, event)`` sent to the hub; a repeat is a no-op."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO submissions (forum, event_id, event, origin, received_ms)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(forum, eid, ev, origin, now_ms) for eid, ev in events],
+            )
+
+        await self._engine.write(job)
+
+    async def resolve_submissions(
+        self, forum: str, outcomes: Sequence[tuple[bytes, str, str | None]]
+    ) -> None:
+        """Outcomes ``(event_id, "sequenced" | "refused" | "pending", reason)``."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE submissions SET state = ?, reason = ? WHERE forum = ? AND event_id = ?",
+                [(state, reason, forum, eid) for eid, state, reason in outcomes],
+            )
+
+        await self._engine.write(job)
+
+    async def list_submissions(
+        self, forum: str, state: str | None = None, event_id: bytes | None = None
+    ) -> list[SubmissionRecord]:
+        sql, params = "SELECT * FROM submissions WHERE forum = ?", [forum]
+        if state is not None:
+            sql, params = sql + " AND state = ?", [*params, state]
+        if event_id is not None:
+            sql, params = sql + " AND event_id = ?", [*params, event_id]
+        rows = await self._engine.fetch_all(sql + " ORDER BY id", params)
+        return [
+            SubmissionRecord(r["forum"], bytes(r["event_id"]), bytes(r["event"]), r["origin"],
+                             r["state"], r["reason"], r["received_ms"])
+            for r in rows
+        ]  # fmt: skip
