@@ -23,6 +23,7 @@ from aiohttp import web
 from .context import CTX, HTTP, STORAGE, NodeContext
 from .errors import error_middleware
 from .federation.service import federation_ctx
+from .forums import forums_ctx
 from .middleware import context_middleware, limits_middleware
 from .routes import admin, client, client_forums, directory, health, members_admin, wellknown
 from .routes import federation as federation_routes
@@ -67,6 +68,8 @@ async def http_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 SERVICES: list[Callable[[web.Application], AsyncIterator[None]]] = [storage_ctx, http_client_ctx]
 SERVICES.append(federation_ctx)  # after storage and HTTP: delivery needs both
+# The forum log engine starts before delivery, which calls into it (both look up lazily).
+SERVICES.insert(SERVICES.index(federation_ctx), forums_ctx)
 
 
 def make_app(ctx: NodeContext) -> web.Application:

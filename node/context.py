@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +23,9 @@ from .identity import NodeIdentity
 from .metrics import NodeMetrics
 from .ratelimit import RateLimits
 from .storage import Storage
+
+if TYPE_CHECKING:  # node.forums imports this module
+    from .forums import ForumEngine
 
 
 def wall_clock_ms() -> int:
@@ -54,3 +58,4 @@ STORAGE = web.AppKey("storage", Storage)
 # Outgoing HTTP (fetching peer descriptors; delivery will share it).
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 FEDERATION = web.AppKey("federation", Federation)  # delivery to and from peers
+FORUMS: web.AppKey[ForumEngine] = web.AppKey("forums")  # the forum log engine
