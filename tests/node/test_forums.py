@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.context import NodeContext
 from protocol.codec import decode, encode
 from protocol.errors import ProtocolError
 from protocol.log import (
@@ -256,3 +258,13 @@ async def test_restart_reloads_state_and_continues_the_chain(net: Net) -> None:
     assert dup.seq == 53
     _, raws = await hub.read(forum, 1, 500)
     assert chain_state(net, raws) == hub.state(forum)
+
+
+async def test_the_app_runs_the_engine_as_a_service(aiohttp_client: Any, ctx: NodeContext) -> None:
+    from node.app import make_app
+    from node.context import FORUMS
+
+    client = await aiohttp_client(make_app(ctx))
+    engine = client.app[FORUMS]
+    assert engine.name == ctx.identity.name and engine.state("!x") is None
+    assert await engine.wait_for("!x", 1, 0.01) == 0
