@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .codec import Value, decode, encode
 from .errors import LocalProtocolError, RemoteProtocolError
 from .keys import AgreementKey, AgreementPublicKey
-from .schema import check_fields, field, fixed_bytes
+from .schema import check_fields, field
 
 SECRET_BYTES: Final = 32  # epoch secret
 NONCE_BYTES: Final = 12  # AES-GCM content nonce
@@ -131,7 +131,8 @@ class SealedContent:
         m = check_fields(obj, ("suite", "nonce", "ct"), what="sealed content")
         return cls(
             suite=field(m, "suite", int, "sealed content"),
-            nonce=fixed_bytes(m, "nonce", NONCE_BYTES, "sealed content"),
+            # types here; the suite and then the sizes in __post_init__ (§8.2's order)
+            nonce=field(m, "nonce", bytes, "sealed content"),
             ct=field(m, "ct", bytes, "sealed content"),
         )
 

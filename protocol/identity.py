@@ -14,8 +14,8 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .keys import b64u
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\d{{1,3}}(?:\.\d{{1,3}}){{3}}|\[[0-9a-f:]+\])"
-_NODE_RE = re.compile(rf"^{_HOST}(?::(?P<port>[1-9]\d{{0,4}}))?$")
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}}|\[[0-9a-f:]+\])"
+_NODE_RE = re.compile(rf"^{_HOST}(?::(?P<port>[1-9][0-9]{{0,4}}))?$")
 _HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._=-]{0,63}$")
 _FORUM_RE = re.compile(r"^!([A-Za-z0-9_-]{22}):(.+)$")
 MAX_NODE_NAME = 255

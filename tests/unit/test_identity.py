@@ -62,3 +62,9 @@ def test_wrong_length_signature_is_sig_invalid_everywhere() -> None:
             }  # fmt: skip
         )
     assert info.value.code == "sig.invalid"
+
+
+def test_non_ascii_digits_are_not_an_address() -> None:
+    # Python's \d matches Arabic-Indic digits; the browser's does not. Both must refuse.
+    with pytest.raises(RemoteProtocolError):
+        check_node_name("١.٢.٣.٤")
