@@ -86,7 +86,7 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
         if ev.type == "forum.create":
             if forum_origin(forum) != self.name:
                 raise RemoteProtocolError("rules.not_permitted", "a forum id must name this node")
-            return _result(eid, await self._sequence(forum, event_bytes, self.name))
+            return _result(eid, await self._sequence(forum, event_bytes, self.name, ev))
         rt = self._forums.get(forum)
         if rt is None or (rt.state is None and rt.hub_hint is None):
             raise RemoteProtocolError("forum.unknown", "no such forum on this node")
@@ -96,7 +96,7 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
         if rt.state is not None and rt.state.frozen and move_to is None:
             raise RemoteProtocolError("forum.frozen", forum)
         if move_to is None and self._is_hub(rt):
-            return _result(eid, await self._sequence(forum, event_bytes, self.name))
+            return _result(eid, await self._sequence(forum, event_bytes, self.name, ev))
         fed = self._federation()
         if fed is None:
             raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
@@ -123,7 +123,7 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
                 elif not self._is_hub(rt):
                     raise RemoteProtocolError("entry.wrong_hub", f"the hub is {rt.state.hub}")
                 else:
-                    pending.append(self._sequence(forum, raw, origin))
+                    pending.append(self._sequence(forum, raw, origin, ev))
             except ProtocolError as exc:
                 pending.append(refused(sha256(raw), exc))
         results = [await p if isinstance(p, asyncio.Future) else p for p in pending]

@@ -40,12 +40,15 @@ class _Pending:
     raw: bytes
     origin: str
     future: asyncio.Future[Outcome]
+    event: Event | None  # already decoded by the caller: decoding is a hot-path cost
 
 
 class HubRole(ForumCore):
     _queues: dict[str, asyncio.Queue[_Pending]]
 
-    def _sequence(self, forum: str, raw: bytes, origin: str) -> asyncio.Future[Outcome]:
+    def _sequence(
+        self, forum: str, raw: bytes, origin: str, event: Event | None = None
+    ) -> asyncio.Future[Outcome]:
         """Queue ``raw`` for the forum's sequencer; the future resolves after commit."""
         if not hasattr(self, "_queues"):
             self._queues = {}
@@ -54,7 +57,7 @@ class HubRole(ForumCore):
             queue = self._queues[forum] = asyncio.Queue()
             self._spawn(self._run_sequencer(forum, queue), f"pf-sequencer-{forum}")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Pending(raw, origin, future))
+        queue.put_nowait(_Pending(raw, origin, future, event))
         return future
 
     async def _run_sequencer(self, forum: str, queue: asyncio.Queue[_Pending]) -> None:
@@ -88,7 +91,7 @@ class HubRole(ForumCore):
             in_batch: dict[bytes, int] = {}
             for p in batch if not outcomes else ():
                 try:
-                    ev = Event.from_bytes(p.raw)
+                    ev = p.event or Event.from_bytes(p.raw)
                 except ProtocolError as exc:
                     outcomes.append((p, refused(sha256(p.raw), exc)))
                     continue
