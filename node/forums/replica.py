@@ -57,6 +57,7 @@ class ReplicaRole(ForumCore):
                 continue
             decoded.append(entry)
         decoded.sort(key=lambda e: e.seq)
+        await self.keys.refresh_if_stale()  # a peer's retired key stops verifying soon
         async with rt.lock:
             await self._ensure_index(rt)
             hub = self._hub_of(rt)
