@@ -9,6 +9,7 @@ import * as hpke from "/static/js/hpke.js";
 import * as group from "/static/js/group.js";
 import * as log from "/static/js/log.js";
 import * as keystore from "/static/js/keystore.js";
+import * as rules from "/static/js/rules.js";
 import { ProtocolError } from "/static/js/errors.js";
 
 const { fromHex, toHex } = codec;
@@ -295,6 +296,24 @@ const T = {
       event: toHex(event.raw), eventId: toHex(event.eventId), leave: toHex(leave.raw),
       secrets: toHex(codec.encode(secrets)), signPublic: toHex(state.sign.publicKey),
     };
+  }),
+
+
+  // ------------------------------------------------------------------ forum rules (§7)
+  // Node keys of the vectors: any ts, only the listed kid (the vectors' own lookup).
+  rulesFold: ({ nodes, entries, extra }) => run(async () => {
+    const known = {};
+    for (const [name, v] of Object.entries(nodes)) known[name] = await keys.VerifyKey.fromRaw(fromHex(v.key));
+    const lookup = async (node, kid) => (known[node] && known[node].keyId === kid ? known[node] : null);
+    const opts = { hubKeyAt: lookup, nodeKeys: lookup };
+    const parsed = await Promise.all(entries.map((h) => log.entryFromBytes(fromHex(h))));
+    let state = await rules.fold(parsed, opts);
+    if (!extra) return toJson(rules.stateToWire(state));
+    const more = await Promise.all(extra.map((h) => log.entryFromBytes(fromHex(h))));
+    state = await rules.fold(more.slice(0, -1), { ...opts, state });
+    const before = toHex(codec.encode(rules.stateToWire(state)));
+    const code = await codeOf(() => rules.applyEntry(state, more.at(-1), opts));
+    return { code, unchanged: before === toHex(codec.encode(rules.stateToWire(state))) };
   }),
 
   // ------------------------------------------------------------------ keystore (IndexedDB)
