@@ -23,15 +23,25 @@ from protocol.group import seal_epoch
 from protocol.identity import member_id, node_of
 from protocol.keys import b64u, key_id, unb64u
 from protocol.log import Entry, Event, build_event, make_forum_id
-from protocol.rules import ACTIVE, ForumState, fold
+from protocol.rules import ForumState, fold
 
 from .api import PREFIX, MemberApiError, Session, fetch_descriptor, http_json, node_name_of
 from .api import now_ms as wall_ms
 from .api import quote as q
+from .charter import default_charter, pledge_hash
+from .invitation import open_invitation, seal_invitation
+from .items import attested_profiles, entry_items
 from .profile import Profile
-from .roster import attested_devices, compare_reported, roster_after, sealing_keys
+from .roster import (
+    attested_devices,
+    attested_devices_of,
+    compare_reported,
+    roster_after,
+    sealing_keys,
+)
 from .sealing import open_epochs, readable, seal_map
 from .trust import NodeKeys
+from .view import ForumView, fold_view
 
 PAGE = 500
 Body = dict[str, Value] | Callable[[dict[str, Any]], dict[str, Value]]
@@ -174,76 +184,110 @@ class MemberClient:
 
     # ------------------------------------------------------------------ forum operations
 
-    def create_forum(self, name: str | None = None) -> str:
-        """forum.create, then epoch 1 sealed to our devices; the name only as sealed content."""
+    def create_forum(self, name: str | None = None, charter: dict[str, Any] | None = None) -> str:
+        """forum.create, epoch 1 sealed to our devices, then the charter and our pledge —
+        the name and the charter only as sealed content."""
         forum = make_forum_id(self.rng(16), self.node)
         att = self.attestation(self.member)
         ev = self._event(forum, "forum.create", 0, lambda h: {"hub": self.node, "attestation": att})
         self.submit(ev)
-        self.sync(forum)
-        if name is not None:
-            self.post(forum, name, type="charter", field="name")
+        self._commit_epoch(forum, [])
+        rules = charter if charter is not None else default_charter()
+        self.content(forum, "charter", {"name": name or "", "charter": rules})
+        self.content(forum, "pledge", {"pledge_hash": pledge_hash(rules)})
         return forum
 
-    def invite(self, forum: str, candidate: str, note: str = "") -> str:
-        state, _ = self.verified(forum)
+    def view(self, forum: str) -> ForumView:
+        """The forum as this member sees it (``view.fold_view`` over what we can open)."""
+        _, entries = self.verified(forum)
+        return self._view(forum, entries)
+
+    def _view(self, forum: str, entries: list[Entry]) -> ForumView:
+        items = entry_items(self.profile, entries, self.agree_key)
+        extra = [i.body["attestation"] for i in items if i.type == "motion" and i.body
+                 and isinstance(i.body.get("attestation"), dict)]  # fmt: skip
+        profiles = attested_profiles(entries, self.keys, extra)
+        return fold_view(forum, self.member, items, profiles, self.clock())
+
+    def issue_invite(self, forum: str, candidate: str, envelope: dict[str, Value]) -> str:
+        """member.invite with ``envelope`` sealed to the candidate's and members' devices."""
+        state, entries = self.verified(forum)
         att = self.attestation(candidate)
-        seal = self._sealed(forum, state.epoch, {"note": note})
-        ev = self._event(
-            forum, "member.invite", state.epoch,
-            lambda h: {"candidate": candidate, "attestation": att, "sealed": seal(h)},
-        )  # fmt: skip
+        cand_keys = [d.agree for d in attested_devices_of(att)]
+        keys = cand_keys + sealing_keys(roster_after(state, []),
+                                        attested_devices(entries, self.keys))  # fmt: skip
+
+        def body(h: dict[str, Any]) -> dict[str, Value]:
+            sealed = seal_invitation(envelope, header=h, forum=forum, recipients=keys,
+                                     rng=self.rng)  # fmt: skip
+            return {"candidate": candidate, "attestation": att, "sealed": sealed}
+
+        ev = self._event(forum, "member.invite", state.epoch, body)
         self.submit(ev)
         return b64u(ev.event_id)
 
-    def accept(self, forum: str) -> str:
-        """As the candidate: accept the open invitation with a device it attested."""
-        invite, epoch = self._open_invite(forum)
-        ev = self._event(forum, "member.accept", epoch, lambda h: {"invite": invite})
-        self.submit(ev)
-        return b64u(ev.event_id)
+    def invitation(self, forum: str) -> tuple[Event, dict[str, Value] | None]:
+        """As the candidate: the open invitation's event and its envelope, opened here."""
+        inv = next((i for i in self.invites() if i.get("forum") == forum), None)
+        if inv is None:
+            raise MemberApiError("rules.no_invitation", f"no open invitation to {forum}")
+        if inv.get("entry"):
+            ev = Entry.from_bytes(unb64u(inv["entry"])).signed_event
+        else:  # our own node is the hub: the candidate may read the (sealed) log
+            _, entries = self.entries(forum)
+            wanted = unb64u(inv["invite"])
+            found = [e.signed_event for e in entries if e.signed_event.event_id == wanted]
+            if not found:
+                raise MemberApiError("rules.no_invitation", f"invitation to {forum} not found")
+            ev = found[0]
+        sealed = ev.body.get("sealed")
+        env = open_invitation(sealed, header=ev.header(), forum=forum, key=self.agree_key)
+        return ev, env
 
-    def _open_invite(self, forum: str) -> tuple[bytes, int]:
-        try:
-            state, _ = self.verified(forum)
-        except MemberApiError as exc:
-            if exc.code != "api.forbidden":
-                raise
-            state = None
-        if state is not None and self.member in state.invitations:
-            return state.invitations[self.member].invite, state.epoch
-        for inv in self.invites():  # a hub elsewhere: the invitation entry our node received
-            if inv.get("forum") == forum and inv.get("entry"):
-                entry = Entry.from_bytes(unb64u(inv["entry"]))
-                return entry.signed_event.event_id, entry.signed_event.epoch
-        raise MemberApiError("rules.no_invitation", f"no open invitation to {forum}")
+    def accept(self, forum: str) -> dict[str, Any]:
+        """As the candidate: accept, which signs the pledge the invitation carries.
+
+        ``member.accept`` signs the invitation's event id; that id commits to the sealed
+        envelope holding the charter and pledge, so the acceptance is the pledge
+        signature. An invitation without a pledge we can read is refused here."""
+        ev, env = self.invitation(forum)
+        if env is None or not env.get("pledge") or not env.get("pledge_hash"):
+            raise MemberApiError("client.no_pledge", "the invitation carries no pledge this "
+                                 "device can read: ask the forum to invite you again")
+        charter = env.get("charter")
+        if not isinstance(charter, dict) or pledge_hash(charter) != env["pledge_hash"]:
+            raise MemberApiError("client.no_pledge", "the pledge does not match the charter")
+        accept = self._event(forum, "member.accept", ev.epoch, {"invite": ev.event_id})
+        self.submit(accept)
+        return {"event": b64u(accept.event_id), "invite": b64u(ev.event_id),
+                "pledge": env["pledge"], "pledge_hash": b64u(bytes(env["pledge_hash"]))}
 
     def sync(self, forum: str) -> dict[str, Any]:
-        """Client duties: open secrets sealed to us; commit a new epoch when one is due."""
-        for _ in range(COMMIT_RETRIES):
-            state, entries = self.verified(forum)
-            me = state.members.get(self.member)
-            admit = sorted(c for c, inv in state.invitations.items() if inv.accepted)
-            if me is None or me.status != ACTIVE or not (state.epoch_required or admit):
-                return {"forum": forum, "epoch": state.epoch, "committed": False, "admitted": []}
-            compare_reported(self.reported_state(forum), state)
-            keys = sealing_keys(roster_after(state, admit), attested_devices(entries, self.keys))
-            secret, epoch = self.rng(32), state.epoch + 1
-            sealed = seal_epoch(secret, forum=forum, epoch=epoch, recipients=keys)
-            body: dict[str, Value] = {
-                "epoch": epoch, "admit": list(admit), "secrets": [s.to_wire() for s in sealed]
-            }  # fmt: skip
-            ev = self._event(forum, "epoch.commit", state.epoch, body)
-            try:
-                result = self.submit(ev)
-            except MemberApiError as exc:  # another member committed first: look again
-                if exc.code in ("rules.stale_epoch", "rules.no_invitation"):
-                    continue
-                raise
-            self._await_seq(forum, result.get("seq") or state.seq + 1)
-            after, _ = self.verified(forum)  # the log, not our memory, says what the epoch is
-            return {"forum": forum, "epoch": after.epoch, "committed": True, "admitted": admit}
-        raise MemberApiError("rules.stale_epoch", "the epoch kept moving; try sync again")
+        """Client duties (``duties.py``): removals, epochs, invitations, amendments, pledge."""
+        from .duties import run_duties
+
+        return run_duties(self, forum)
+
+    def _commit_epoch(self, forum: str, admit: list[str]) -> bool:
+        """Commit a new epoch admitting ``admit``; False when another member was first."""
+        state, entries = self.verified(forum)
+        compare_reported(self.reported_state(forum), state)
+        keys = sealing_keys(roster_after(state, admit), attested_devices(entries, self.keys))
+        secret, epoch = self.rng(32), state.epoch + 1
+        sealed = seal_epoch(secret, forum=forum, epoch=epoch, recipients=keys)
+        body: dict[str, Value] = {
+            "epoch": epoch, "admit": list(admit), "secrets": [s.to_wire() for s in sealed]
+        }  # fmt: skip
+        ev = self._event(forum, "epoch.commit", state.epoch, body)
+        try:
+            result = self.submit(ev)
+        except MemberApiError as exc:  # another member committed first: look again
+            if exc.code in ("rules.stale_epoch", "rules.no_invitation"):
+                return False
+            raise
+        self._await_seq(forum, result.get("seq") or state.seq + 1)
+        self.verified(forum)  # opens the new secret from the log, not from our memory
+        return True
 
     def _await_seq(self, forum: str, seq: int, timeout_s: float = 10.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -253,19 +297,38 @@ class MemberClient:
             if page["head"] >= seq:
                 return
 
-    def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:
+    def content(
+        self, forum: str, type: str, content: dict[str, Value], expires: int | None = None,
+        *, duties: bool = True,
+    ) -> str:  # fmt: skip
+        """Seal ``content`` as a ``type`` entry under the current epoch; ``expires`` (ms)
+        travels in clear so nodes can delete the ciphertext when it is due (§7.3).
+
+        Pending duties run first (``duties=False`` from the duties themselves), so a
+        post never goes out under an epoch a removed member still holds."""
         state, _ = self.verified(forum)
-        if state.epoch_required or any(i.accepted for i in state.invitations.values()):
+        pending = state.epoch_required or any(i.accepted for i in state.invitations.values())
+        if duties and pending:
             self.sync(forum)
             state, _ = self.verified(forum)
         if state.epoch_required:  # never seal to an epoch a removed device may hold
             raise MemberApiError("rules.epoch_required", "a new epoch is due: run forum sync")
         secret = self._secret(forum, state.epoch)
-        ev = self._event(
-            forum, type, state.epoch, lambda h: {"ct": seal_map(secret, h, {field: text}, self.rng)}
-        )
-        self.submit(ev)
+
+        def body(h: dict[str, Any]) -> dict[str, Value]:
+            out: dict[str, Value] = {"ct": seal_map(secret, h, content, self.rng)}
+            if expires is not None:
+                out["expires"] = expires
+            return out
+
+        ev = self._event(forum, type, state.epoch, body)
+        result = self.submit(ev)
+        if result.get("seq"):
+            self._await_seq(forum, int(result["seq"]))
         return b64u(ev.event_id)
+
+    def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:
+        return self.content(forum, type, {field: text})
 
     def read(
         self, forum: str, from_seq: int = 1, wait_seq: int | None = None, timeout_s: int = 0
@@ -279,12 +342,13 @@ class MemberClient:
                 if head >= wait_seq:
                     break
         state, entries = self.verified(forum)
-        out = [readable(self.profile, e) for e in entries if e.seq >= from_seq]
+        out = [readable(self.profile, e, self.agree_key) for e in entries if e.seq >= from_seq]
         return {"forum": forum, "head": state.seq, "epoch": state.epoch, "entries": out}
 
-    def remove(self, forum: str, member: str, reason: str = "") -> str:
+    def remove(self, forum: str, member: str, sealed: dict[str, Value]) -> str:
+        """member.remove with its motion and reason sealed (duties carry out the vote)."""
         state, _ = self.verified(forum)
-        seal = self._sealed(forum, state.epoch, {"reason": reason})
+        seal = self._sealed(forum, state.epoch, sealed)
         ev = self._event(forum, "member.remove", state.epoch,
                          lambda h: {"subject": member, "sealed": seal(h)})  # fmt: skip
         self.submit(ev)

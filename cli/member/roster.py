@@ -57,6 +57,11 @@ def _verified(obj: Any, member: object, node_keys: KeyLookup) -> Attestation | N
         return None
 
 
+def attested_devices_of(att_map: Any) -> tuple[Device, ...]:
+    """The devices of an attestation already verified (``MemberClient.attestation``)."""
+    return Attestation.from_wire(att_map).devices
+
+
 def roster_after(state: ForumState, admit: Iterable[str]) -> dict[str, Mapping[str, Device]]:
     """Active members' devices, plus those of the candidates this commit admits."""
     roster: dict[str, Mapping[str, Device]] = {m.id: m.devices for m in state.active()}

@@ -23,6 +23,7 @@ from protocol.keys import AgreementKey, b64u
 from protocol.log import Entry
 from protocol.rules import CONTENT_TYPES
 
+from .invitation import open_invitation
 from .profile import Profile
 
 # Node-enforced types whose body may carry a sealed part (the invitation's note, the
@@ -68,8 +69,11 @@ def _open(profile: Profile, entry: Entry, sealed: Any) -> dict[str, Value] | Non
         return None
 
 
-def readable(profile: Profile, entry: Entry) -> dict[str, Any]:
-    """One entry as the member sees it: cleartext fields, and content opened if we can."""
+def readable(profile: Profile, entry: Entry, key: AgreementKey | None = None) -> dict[str, Any]:
+    """One entry as the member sees it: cleartext fields, and content opened if we can.
+
+    An invitation's sealed part is an invitation envelope (``invitation.py``), opened
+    with this device's ``key`` when given."""
     ev = entry.signed_event
     out: dict[str, Any] = {
         "seq": entry.seq, "type": ev.type, "author": ev.author, "ts": ev.ts, "epoch": ev.epoch,
@@ -77,12 +81,28 @@ def readable(profile: Profile, entry: Entry) -> dict[str, Any]:
     }  # fmt: skip
     if ev.type in CONTENT_TYPES:
         body = _open(profile, entry, ev.body.get("ct"))
-        out.update({"body": body} if body is not None else {"unreadable": True})
+        out.update({"body": _plain(body)} if body is not None else {"unreadable": True})
     elif ev.type in SEALED_PART:
         out["body"] = {f: ev.body.get(f) for f in SEALED_PART[ev.type]}
         if "sealed" in ev.body:
-            opened = _open(profile, entry, ev.body["sealed"])
+            if ev.type == "member.invite":
+                opened = None if key is None else open_invitation(
+                    ev.body["sealed"], header=ev.header(), forum=ev.forum, key=key)
+                opened = _plain(opened)
+            else:
+                opened = _open(profile, entry, ev.body["sealed"])
             out["body"].update(opened if opened is not None else {"unreadable": True})
     elif ev.type == "epoch.commit":
         out["body"] = {"epoch": ev.body.get("epoch"), "admit": ev.body.get("admit")}
     return out
+
+
+def _plain(value: Any) -> Any:
+    """Bytes as b64u, so a readable entry is JSON (an envelope holds the pledge hash)."""
+    if isinstance(value, bytes):
+        return b64u(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
