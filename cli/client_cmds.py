@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from .member import GhostMemberError, MemberApiError, MemberClient, ProfileError
+from .member.charter import CharterError, load_charter
 from .output import EXIT_CONFIG, EXIT_FAILURE, EXIT_UNREACHABLE, CliFailure, Output, json_option
 from .output import run_command as _run_command
 
@@ -85,17 +86,49 @@ def logout(profile_dir: str, out: Output) -> None:
 
 @click.group()
 def forum() -> None:
-    """Forums: create, invite, accept, post, read (all content sealed on this device)."""
+    """Forums: create, admit, meet, keep commitments (all content sealed on this device).
+
+    \b
+    Forming:     create, nominate, vote, waive, invites, accept, sync, members, status
+    Leaving:     remove (a motion), leave
+    Governance:  motions, amend, declare, role
+    Cadence:     meeting schedule|list|agenda|rsvp|attend|ical
+    Content:     post, read, update(s), dilemma(s), respond, rate, parking, resource
+    Accountability and health: commit, checkin, record, survey, composition, health"""
 
 
 @forum.command()
 @click.option("--name", required=True, help="The forum's name (sealed: nodes never see it).")
+@click.option("--charter", "charter_file", type=click.Path(dir_okay=False), default=None,
+              help="A TOML charter; keys left out take the defaults below.")
 @profile_option
 @json_option
 @run_command
-def create(name: str, profile_dir: str, out: Output) -> None:
-    """Create a forum hosted by your node, with you as its first member and moderator."""
-    fid = MemberClient(profile_dir).create_forum(name)
+def create(name: str, charter_file: str | None, profile_dir: str, out: Output) -> None:
+    """Create a forum hosted by your node, with you as its first member and moderator.
+
+    \b
+    The charter (sealed; only members read it) has these keys and defaults:
+      purpose, values, ground_rules, pledge      text / lists of text
+      size.min = 6, size.max = 12
+      cadence.every = "monthly" (weekly|biweekly|monthly|quarterly), cadence.hours = 4,
+      cadence.start_time = "09:00", cadence.timezone = "UTC"
+      composition.max_per_org = 1, [composition.max_per_industry] INDUSTRY = N
+      thresholds.admission = {rule = "unanimous", quorum = "2/3"}   (among votes cast)
+      thresholds.removal = {rule = "2/3"}       (of members, the subject excluded)
+      thresholds.amendment = {rule = "2/3"}, thresholds.hub_move = {rule = "majority"}
+      thresholds.waiver = {rule = "unanimous", quorum = "2/3"}
+      attendance.max_misses = 2, attendance.late_weight = "1/2"
+      updates.retention_days = 30
+      agenda = [...]  (the confidentiality reminder always comes first)
+    """
+    charter = None
+    if charter_file is not None:
+        try:
+            charter = load_charter(charter_file)
+        except CharterError as exc:
+            raise CliFailure(str(exc), EXIT_CONFIG, "client.bad_charter") from None
+    fid = MemberClient(profile_dir).create_forum(name, charter)
     out.result({"forum": fid}, fid)
 
 
@@ -165,9 +198,23 @@ def _shown(entry: dict[str, Any]) -> str:
 @json_option
 @run_command
 def sync(forum_id: str, profile_dir: str, out: Output) -> None:
-    """Open new epoch secrets, and commit a new epoch if one is due (admissions, removals)."""
+    """Carry out the forum's pending duties (any member's client may).
+
+    \b
+    Removals voted through; a new epoch when one is due (admitting candidates who
+    accepted an invitation carrying a passing nomination and the pledge — no one else);
+    invitations for nominations that passed and are clear of conflicts; charter
+    amendments that passed; your own pledge once admitted. JSON: {forum, epoch,
+    committed, admitted, removed, invited, refused, blocked, amended, pledged}."""
     result = MemberClient(profile_dir).sync(forum_id)
-    out.result(result, f"epoch {result['epoch']}" + (" (committed)" if result["committed"] else ""))
+    lines = [f"epoch {result['epoch']}" + (" (committed)" if result["committed"] else "")]
+    lines += [f"admitted {m}" for m in result["admitted"]]
+    lines += [f"removed {m}" for m in result["removed"]]
+    lines += [f"invited {m}" for m in result["invited"]]
+    lines += [f"not admitting {r['candidate']}: {r['why']}" for r in result["refused"]]
+    lines += [f"not inviting {b['subject']}: " + "; ".join(c["detail"] for c in b["conflicts"])
+              for b in result["blocked"]]  # fmt: skip
+    out.result(result, "\n".join(lines))
 
 
 @forum.command()
@@ -175,9 +222,25 @@ def sync(forum_id: str, profile_dir: str, out: Output) -> None:
 @json_option
 @run_command
 def invites(profile_dir: str, out: Output) -> None:
-    """Open invitations addressed to you."""
-    found = MemberClient(profile_dir).invites()
-    out.result({"invites": found}, "\n".join(i["forum"] for i in found) or "no invitations")
+    """Open invitations addressed to you, with the charter and pledge opened here.
+
+    JSON: {"invites": [{forum, hub, invite, name, pledge, charter, nominated_by, note}]}."""
+    c = MemberClient(profile_dir)
+    found = []
+    for inv in c.invites():
+        _, env = c.invitation(inv["forum"])
+        found.append({**inv, **_envelope_json(env)})
+    out.result({"invites": found}, "\n\n".join(
+        f"{i['forum']}  {i.get('name', '')}\n  pledge: {i.get('pledge', '(unreadable)')}"
+        for i in found) or "no invitations")  # fmt: skip
+
+
+def _envelope_json(env: dict[str, Any] | None) -> dict[str, Any]:
+    if env is None:
+        return {"unreadable": True}
+    return {"name": env.get("forum_name", ""), "pledge": env.get("pledge"),
+            "charter": env.get("charter"), "nominated_by": env.get("nominated_by"),
+            "note": env.get("note", ""), "motion": env.get("motion")}  # fmt: skip
 
 
 @forum.command()
@@ -186,9 +249,13 @@ def invites(profile_dir: str, out: Output) -> None:
 @json_option
 @run_command
 def accept(forum_id: str, profile_dir: str, out: Output) -> None:
-    """Accept your invitation to FORUM (you are admitted with the next epoch)."""
-    event = MemberClient(profile_dir).accept(forum_id)
-    out.result({"event": event}, event)
+    """Accept your invitation to FORUM, signing the pledge it carries.
+
+    Your device signs the invitation, which holds the charter and pledge: that signature
+    is your pledge. A member's client admits you with the next epoch; your own client
+    then records the pledge in the forum. JSON: {event, invite, pledge, pledge_hash}."""
+    result = MemberClient(profile_dir).accept(forum_id)
+    out.result(result, f"accepted; you pledged:\n  {result['pledge']}")
 
 
 @forum.command()
@@ -202,27 +269,4 @@ def leave(forum_id: str, profile_dir: str, out: Output) -> None:
     out.result({"event": event}, event)
 
 
-@forum.command()
-@click.argument("forum_id", metavar="FORUM")
-@click.argument("member_id", metavar="MEMBER_ID")
-@click.option("--reason", required=True, help="Why (sealed: only members read it).")
-@profile_option
-@json_option
-@run_command
-def remove(forum_id: str, member_id: str, reason: str, profile_dir: str, out: Output) -> None:
-    """Remove MEMBER_ID from FORUM."""
-    event = MemberClient(profile_dir).remove(forum_id, member_id, reason)
-    out.result({"event": event}, event)
-
-
-@forum.command()
-@click.argument("forum_id", metavar="FORUM")
-@click.argument("member_id", metavar="MEMBER_ID")
-@click.option("--note", default="", help="A note for the members (sealed).")
-@profile_option
-@json_option
-@run_command
-def invite(forum_id: str, member_id: str, note: str, profile_dir: str, out: Output) -> None:
-    """Invite MEMBER_ID directly (no nomination vote; `forum nominate` will add one)."""
-    event = MemberClient(profile_dir).invite(forum_id, member_id, note)
-    out.result({"event": event}, event)
+from . import forum_cmds  # noqa: E402,F401  (adds the forum model's commands)

@@ -47,21 +47,26 @@ def test_two_members_share_a_forum_on_one_node(nodes: Nodes, tmp_path: Path) -> 
     forum = _ok("forum", "create", "--name", FORUM_NAME, "--profile", a)["forum"]
     assert forum.endswith(":" + node.name)
     assert stat.S_IMODE((Path(a) / "epochs.json").stat().st_mode) == 0o600
-    _ok("forum", "invite", forum, bob.member, "--profile", a)
+    motion = _ok("forum", "nominate", forum, bob.member, "--note", "n", "--profile", a)["motion"]
+    voted = _ok("forum", "vote", forum, motion[:8], "--yes", "--profile", a)
+    assert voted["status"] == "passed" and voted["tally"]["yes"] == 1
+    assert _ok("forum", "sync", forum, "--profile", a)["invited"] == [bob.member]
 
     assert [i["forum"] for i in bob.invites()] == [forum]
-    bob.accept(forum)
+    assert bob.accept(forum)["pledge"]
     synced = _ok("forum", "sync", forum, "--profile", a)
     assert synced["committed"] is True and synced["admitted"] == [bob.member]
     members = _ok("forum", "members", forum, "--profile", a)["members"]
     assert {(m["member"], m["org"]) for m in members} == {(alice, "Acme"), (bob.member, "Beta")}
 
-    assert bob.sync(forum)["committed"] is False  # nothing due; opens the admission epoch
+    joined = bob.sync(forum)  # nothing to commit; opens the admission epoch, signs the pledge
+    assert joined["committed"] is False and joined["pledged"] is True
     bob.post(forum, BOB_TEXT)
     posted = _ok("forum", "post", forum, "--text", ALICE_TEXT, "--profile", a)
     assert posted["event"]
 
-    seen = _ok("forum", "read", forum, "--wait-seq", "7", "--timeout", "10", "--profile", a)
+    head = bob.read(forum)["head"]
+    seen = _ok("forum", "read", forum, "--wait-seq", str(head), "--timeout", "10", "--profile", a)
     texts = [e["body"]["text"] for e in seen["entries"] if e["type"] == "post"]
     assert texts == [BOB_TEXT, ALICE_TEXT]
     theirs = bob.read(forum)
