@@ -178,9 +178,10 @@ def attend(c: MemberClient, forum: str, meeting: str, member: str, status: str) 
         raise _refuse("client.no_meeting", f"no meeting {meeting!r}")
     event = c.content(forum, "attendance", {"meeting": meeting, "member": member,
                                             "status": status})  # fmt: skip
-    after = c.view(forum)
-    n = misses(after.attendance, after.meetings, member, after.charter, after.now)
-    limit = int(after.charter["attendance"]["max_misses"])
+    marks = {k: dict(v) for k, v in view.attendance.items()}
+    marks.setdefault(meeting, {})[member] = status  # as every client will fold it
+    n = misses(marks, view.meetings, member, view.charter, view.now)
+    limit = int(view.charter["attendance"]["max_misses"])
     out: dict[str, Any] = {"event": event, "member": member, "misses": float(n)}
     if n >= limit:
         out["alert"] = f"{member} reached {float(n):g} misses this year (threshold {limit})"

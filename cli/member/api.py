@@ -26,16 +26,20 @@ from .profile import Profile
 
 PREFIX = "/_pf/client/v1"
 TIMEOUT_S = 30.0
+RATE_RETRIES = 8
+RATE_WAIT_MAX_S = 5.0
 
 
 class MemberApiError(Exception):
     """The node refused a call: ``code`` is a protocol error code (specs/api.md)."""
 
-    def __init__(self, code: str, message: str, status: int = 0) -> None:
+    def __init__(self, code: str, message: str, status: int = 0,
+                 retry_after_s: float = 0.0) -> None:  # fmt: skip
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.status = status
+        self.retry_after_s = retry_after_s
 
 
 def now_ms() -> int:
@@ -67,8 +71,13 @@ def http_json(
             return result
     except urllib.error.HTTPError as exc:
         try:
+            retry = float(exc.headers.get("Retry-After") or 0)
+        except ValueError:
+            retry = 0.0
+        try:
             err = json.loads(exc.read())
-            raise MemberApiError(str(err["error"]), str(err["message"]), exc.code) from None
+            raise MemberApiError(str(err["error"]), str(err["message"]), exc.code,
+                                 retry) from None  # fmt: skip
         except (ValueError, KeyError, TypeError):
             raise MemberApiError("api.internal", f"HTTP {exc.code}", exc.code) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -140,6 +149,19 @@ class Session:
         self, method: str, path: str, body: dict[str, Any] | None = None,
         timeout_s: float = TIMEOUT_S,
     ) -> dict[str, Any]:  # fmt: skip
+        for attempt in range(RATE_RETRIES + 1):
+            try:
+                return self._call(method, path, body, timeout_s)
+            except MemberApiError as exc:
+                # The node's per-member rate limit: wait as told and try again, since a
+                # member's command (a vote, a sync) is worth finishing, not failing.
+                if exc.code != "api.rate_limited" or attempt == RATE_RETRIES:
+                    raise
+                time.sleep(min(max(exc.retry_after_s, 0.2), RATE_WAIT_MAX_S))
+        raise AssertionError("unreachable")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None,
+              timeout_s: float) -> dict[str, Any]:  # fmt: skip
         token = self.token or self.login()
         try:
             return http_json(method, self.base + PREFIX + path, body, token, timeout_s)

@@ -62,6 +62,7 @@ class MemberClient:
         self.member, self.node = self.session.member, self.session.node
         self.sign_key, self.agree_key = self.profile.device()
         self.keys = NodeKeys(self.profile, self.session.base)
+        self._log: dict[str, list[Entry]] = {}
 
     # ------------------------------------------------------------------ enrollment
 
@@ -140,9 +141,22 @@ class MemberClient:
             from_seq = batch[-1].seq + 1
 
     def verified(self, forum: str) -> tuple[ForumState, list[Entry]]:
-        """Our own fold of the whole log: hub signatures, chain and rules, all checked here."""
-        _, entries = self.entries(forum)
-        state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
+        """Our own fold of the whole log: hub signatures, chain and rules, all checked here.
+
+        Entries already fetched by this client are kept and only newer ones asked for;
+        the whole log is folded again every time, so nothing is taken on trust, and if
+        the kept prefix no longer folds (a hub move discarded entries) it is refetched."""
+        kept = self._log.get(forum, [])
+        _, new = self.entries(forum, from_seq=len(kept) + 1)
+        entries = kept + new
+        try:
+            state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
+        except ProtocolError:
+            if not kept:
+                raise
+            _, entries = self.entries(forum)
+            state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
+        self._log[forum] = entries
         if state is None:
             raise MemberApiError("forum.unknown", f"{forum} has no entries")
         open_epochs(self.profile, forum, entries, self.agree_key)
@@ -322,9 +336,7 @@ class MemberClient:
             return out
 
         ev = self._event(forum, type, state.epoch, body)
-        result = self.submit(ev)
-        if result.get("seq"):
-            self._await_seq(forum, int(result["seq"]))
+        self.submit(ev)
         return b64u(ev.event_id)
 
     def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:

@@ -220,10 +220,17 @@ def _invite(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     env = b.get("sealed")
     v.invitations[cand] = {"invite": it.event, "by": it.author, "seq": it.seq,
                            "accepted": False, "envelope": env}  # fmt: skip
-    if isinstance(env, Mapping):
-        m = v.motions.get(str(env.get("motion", "")))
-        if m is not None and m.subject == cand and m.status != "carried":
-            m.status, m.carried_seq = "carried", it.seq
+    # The charter entry was sealed before we were admitted: the one we accepted with is
+    # our charter; later changes still need a passing amendment (charter_seq is set).
+    if not isinstance(env, Mapping):
+        return None
+    ours = cand == v.me and isinstance(env.get("charter"), Mapping)
+    if ours and (v.charter_seq == 0 or v.status.get(v.me) != ACTIVE):
+        v.charter, v.charter_seq = dict(env["charter"]), it.seq
+        v.name = str(env.get("forum_name", v.name))
+    m = v.motions.get(str(env.get("motion", "")))
+    if m is not None and m.subject == cand and m.status != "carried":
+        m.status, m.carried_seq = "carried", it.seq
     return None
 
 
@@ -345,8 +352,9 @@ def _final_alerts(v: ForumView) -> None:
     from .reports import attendance_alerts
 
     v.alerts.extend(attendance_alerts(v))
-    for m in v.active():
-        if m not in v.pledges:
+    since = v.admitted_seq.get(v.me, 0)
+    for m in v.active():  # only those admitted while we could read the forum
+        if m not in v.pledges and v.admitted_seq.get(m, 0) >= since:
             v.alerts.append({"to": "all", "kind": "pledge_pending", "member": m,
                              "text": f"{m} has not signed the pledge in the forum yet"})
 
