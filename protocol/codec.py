@@ -51,9 +51,33 @@ def _key_bytes(key: str) -> bytes:
 
 
 def _canonicalize(value: Value, depth: int, limits: Limits) -> Value:
-    """Validate types and return a structure whose dict order is canonical."""
+    """Validate types and return a structure whose dict order is canonical.
+
+    Every event, entry and envelope passes here (decoding re-encodes), so the common
+    exact types are dispatched on ``type()`` first; anything else (subclasses, bad types)
+    takes the general path below, which decides every error exactly as before.
+    """
     if depth > limits.max_depth:
         raise LocalProtocolError("codec.too_deep", f"depth exceeds {limits.max_depth}")
+    t = type(value)
+    if t is bytes or t is bool or value is None:
+        return value
+    if t is str:
+        if value.isascii():  # ASCII is valid UTF-8: skip the encode that checks it
+            return value
+    elif t is int:
+        if INT_MIN <= value <= INT_MAX:
+            return value
+    elif t is dict:
+        if all(type(k) is str and k.isascii() for k in value):
+            # For ASCII keys, str order is UTF-8 byte order: sort without a key function.
+            return {k: _canonicalize(value[k], depth + 1, limits) for k in sorted(value)}
+    elif t is list:
+        return [_canonicalize(v, depth + 1, limits) for v in value]
+    return _canonicalize_any(value, depth, limits)
+
+
+def _canonicalize_any(value: Value, depth: int, limits: Limits) -> Value:
     if value is None or isinstance(value, (bool, bytes, str)):
         if isinstance(value, str):
             try:
