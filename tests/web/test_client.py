@@ -1,0 +1,249 @@
+"""The members' web client end to end: real node, real Chromium, a CLI-library member.
+
+Alice and Carol use the browser (two contexts: two devices, two IndexedDBs); Bob uses the
+member library (cli/member), so the browser and the Python client must agree on every
+byte. Alice enrolls with her one-time code, creates a forum, invites Bob and Carol; Bob
+accepts through the library and Carol in her browser, where she reads the charter and
+pledge; Alice's browser commits the admission epoch on its own (a client duty). Bob
+reads Alice's post, Alice's browser shows Bob's. Alice then removes Carol: her browser
+re-keys, and a post written afterwards does not open in Carol's browser — not even with
+its ciphertext handed to it. Screenshots go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from cli.member import MemberClient
+from tests.integration.harness import NodeProcess, run_cli
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+FORUM_NAME = "Peers of the north"
+BOB_TEXT = "bob-web-marker: we lost our biggest customer this week"
+ALICE_TEXT = "alice-web-marker: I am weighing a merger offer"
+AFTER_TEXT = "after-removal-marker: Carol must not read this"
+TIMEOUT = 15_000
+
+
+def add_member(node: NodeProcess, handle: str, org: str) -> str:
+    result = run_cli("member", "add", handle, "--org", org, "--data", str(node.data), "--json")
+    assert result.returncode == 0, result.stderr
+    return str(result.json()["enrollment_code"])
+
+
+class Member:
+    """One browser member: a context of its own (its own IndexedDB, so its own device)."""
+
+    def __init__(self, browser: Browser, node: NodeProcess, **context_args: Any) -> None:
+        self.node = node
+        self.context: BrowserContext = browser.new_context(**context_args)
+        self.page: Page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # A removed member's node answers 403 by design; any other failed load is a bug.
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" and "status of 403" not in m.text else None)
+        self.page.set_default_timeout(TIMEOUT)
+
+    def go(self, url: str) -> None:
+        """Load ``url`` afresh (a same-hash goto would not even fire hashchange)."""
+        if self.page.url == url:
+            self.page.reload()
+        else:
+            self.page.goto(url)
+
+    def open(self, hash_: str = "") -> None:
+        self.go(f"{self.node.url}/{hash_}")
+        self.page.wait_for_function("() => document.documentElement.dataset.ready === '1'")
+
+    def enroll(self, code: str) -> None:
+        self.open()
+        self.page.get_by_label("One-time code").fill(code)
+        self.page.get_by_role("button", name="Enroll").click()
+        expect(self.page.get_by_role("heading", name="Your forums")).to_be_visible()
+
+    def forum_tab(self, forum: str, tab: str) -> None:
+        self.go(f"{self.node.url}/#/forum/{forum.replace('!', '%21').replace(':', '%3A')}/{tab}")
+        self.page.wait_for_selector(".screen.forum, .screen h2, main > .error")
+        failed = self.page.locator("main > .error")
+        assert failed.count() == 0, failed.inner_text()
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def members(browser: Browser, web_node: NodeProcess) -> Any:
+    made: list[Member] = []
+
+    def make(**kw: Any) -> Member:
+        m = Member(browser, web_node, **kw)
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.context.close()
+
+
+def test_browser_and_cli_members_share_a_forum(
+    members: Any, web_node: NodeProcess, tmp_path: Path
+) -> None:
+    node = web_node
+    alice, carol = members(viewport={"width": 1100, "height": 900}), members()
+    alice_code, carol_code = add_member(node, "alice", "Acme"), add_member(node, "carol", "Initech")
+    bob = MemberClient.enroll(tmp_path / "bob", node.url, add_member(node, "bob", "Globex"))
+
+    # Enrollment: keys made in the browser, the code spent with a proof of possession.
+    alice.open()
+    alice.shot("enroll")
+    alice.enroll(alice_code)
+    carol.enroll(carol_code)
+    alice.page.get_by_role("link", name="My devices").click()
+    expect(alice.page.get_by_role("heading", name="My devices")).to_be_visible()
+    expect(alice.page.locator(".fp")).to_have_count(1)
+    alice.shot("devices")
+
+    # A forum: its name only in the sealed charter.
+    alice.page.get_by_role("link", name="Forums").click()
+    alice.page.get_by_label("Forum name").fill(FORUM_NAME)
+    alice.page.get_by_role("button", name="Create forum").click()
+    expect(alice.page.get_by_role("heading", name=FORUM_NAME)).to_be_visible()
+    forum = alice.page.locator(".screen.forum").get_attribute("data-forum")
+    assert forum and forum.endswith(":" + node.name)
+
+    # Admission: Alice invites both; the browser checks each attestation itself.
+    alice.page.get_by_role("link", name="Admission").click()
+    for mid in (bob.member, f"@carol:{node.name}"):
+        alice.page.get_by_label("Member id").fill(mid)
+        alice.page.get_by_role("button", name="Invite").click()
+        expect(alice.page.locator("#invitations")).to_contain_text(mid.split(":")[0])
+    alice.shot("admission")
+    bob.accept(forum)  # the library checks the pledge the browser sealed to Bob
+    carol.open("#/forums")
+    expect(carol.page.locator(".invite")).to_contain_text(FORUM_NAME)
+    expect(carol.page.locator(".pledge")).to_contain_text("confidential")
+    carol.shot("invitation")
+    carol.page.get_by_role("button", name="Accept and sign the pledge").click()
+    expect(carol.page.get_by_role("status").filter(has_text="Accepted")).to_be_visible()
+
+    # Alice's open page wakes on the accepts and commits the admission epoch (a duty).
+    alice.forum_tab(forum, "members")
+    for handle in ("@bob", "@carol"):
+        row = alice.page.locator(f'[data-member^="{handle}:"]')
+        expect(row.locator(".tag").first).to_have_text("active", timeout=TIMEOUT)
+    state = bob.reported_state(forum)
+    assert {m["member"] for m in state["members"] if m["status"] == "active"} == {
+        f"@alice:{node.name}", bob.member, f"@carol:{node.name}"
+    }
+    alice.shot("members")
+
+    # Both directions: the browser opens the library's post, the library the browser's.
+    bob.post(forum, BOB_TEXT)
+    alice.forum_tab(forum, "stream")
+    expect(alice.page.locator("#posts")).to_contain_text(BOB_TEXT)
+    alice.page.get_by_label("Write to the forum").fill(ALICE_TEXT)
+    alice.page.get_by_role("button", name="Post", exact=True).click()
+
+    expect(alice.page.locator("#posts")).to_contain_text(ALICE_TEXT)
+    alice.shot("stream")
+    read = bob.read(forum)
+    texts = [e["body"].get("text") for e in read["entries"] if e["type"] == "post" and "body" in e]
+    assert texts == [BOB_TEXT, ALICE_TEXT]
+    carol.forum_tab(forum, "stream")
+    expect(carol.page.locator("#posts")).to_contain_text(ALICE_TEXT)
+
+    # Removal: Alice's browser removes Carol and re-keys; a later post is sealed past her.
+    alice.forum_tab(forum, "members")
+    alice.page.get_by_role("button", name=f"Remove @carol:{node.name}").click()
+    expect(alice.page.locator(f'[data-member^="@carol:"] .tag').first).to_have_text("removed")
+    alice.forum_tab(forum, "notices")
+    expect(alice.page.locator("#notices")).to_contain_text("removed @carol")
+    alice.shot("notices")
+    alice.forum_tab(forum, "stream")
+    alice.page.get_by_label("Write to the forum").fill(AFTER_TEXT)
+    alice.page.get_by_role("button", name="Post", exact=True).click()
+    expect(alice.page.locator("#posts")).to_contain_text(AFTER_TEXT)
+    assert any(e.get("body", {}).get("text") == AFTER_TEXT for e in bob.read(forum)["entries"])
+
+    carol.forum_tab(forum, "stream")
+    expect(carol.page.get_by_role("alert").first).to_contain_text("no longer a member")
+    carol.shot("removed")
+    last = bob.session.call("GET", f"/forums/{forum.replace('!', '%21').replace(':', '%3A')}/entries?from=1&limit=500")
+    opened = carol.page.evaluate(
+        """async ([forum, entries]) => {
+             const { unb64u } = await import('/static/js/api.js');
+             const { entryFromBytes } = await import('/static/js/log.js');
+             const { epochSecrets } = await import('/static/js/store.js');
+             const { ForumClient } = await import('/static/js/forum.js');
+             const { loadDeviceKeys } = await import('/static/js/keystore.js');
+             const me = '@carol:' + location.host;
+             const device = await loadDeviceKeys(me);
+             const client = new ForumClient({ session: { member: me, node: location.host }, device, keys: null });
+             const secrets = await epochSecrets(me, forum);
+             const out = [];
+             for (const e of entries) {
+               const entry = await entryFromBytes(unb64u(e));
+               if (entry.signedEvent.type !== 'post') continue;
+               const item = await client.item(entry, secrets);
+               out.push({ epoch: item.epoch, text: item.body ? item.body.text : null });
+             }
+             return { held: [...secrets.keys()].sort(), posts: out };
+           }""",
+        [forum, last["entries"]],
+    )
+    posts = opened["posts"]
+    assert [p["text"] for p in posts] == [BOB_TEXT, ALICE_TEXT, None], opened
+    assert posts[-1]["epoch"] not in opened["held"] and posts[0]["epoch"] in opened["held"]
+
+    # Phone width: nothing wider than the screen.
+    phone = alice.context.new_page()
+    phone.set_viewport_size({"width": 375, "height": 812})
+    phone.goto(f"{node.url}/#/forum/{forum.replace('!', '%21').replace(':', '%3A')}/stream")
+    expect(phone.locator("#posts")).to_contain_text(AFTER_TEXT, timeout=TIMEOUT)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    phone.screenshot(path=str(ARTIFACTS / "stream-375.png"), full_page=True)
+    phone.close()
+
+    assert alice.errors == [] and carol.errors == []
+
+
+def test_keyboard_only(members: Any, web_node: NodeProcess) -> None:
+    """Enroll, create a forum and post with the keyboard alone, focus always visible."""
+    m = members()
+    m.open()
+    m.page.keyboard.press("Tab")
+    assert m.page.evaluate("document.activeElement.labels[0].textContent") == "One-time code"
+    m.page.keyboard.type(add_member(web_node, "dora", "Umbrella"))
+    m.page.keyboard.press("Enter")
+    expect(m.page.get_by_role("heading", name="Your forums")).to_be_visible()
+    m.page.get_by_label("Forum name").focus()
+    m.page.keyboard.type("Keyboard forum")
+    m.page.keyboard.press("Enter")
+    expect(m.page.get_by_role("heading", name="Keyboard forum")).to_be_visible()
+    # Tab from the heading through the tabs to the compose box: every stop is reachable.
+    stops = []
+    for _ in range(20):
+        m.page.keyboard.press("Tab")
+        stops.append(m.page.evaluate(
+            "(() => { const e = document.activeElement; return e.labels?.[0]?.textContent || e.textContent.trim(); })()"
+        ))
+        outline = m.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", stops[-1]
+        if stops[-1] == "Write to the forum":
+            break
+    assert {"Stream", "Members", "Meetings", "Health"} <= set(stops), stops
+    assert stops[-1] == "Write to the forum", stops
+    m.page.keyboard.type("typed without a mouse")
+    m.page.keyboard.press("Tab")
+    assert m.page.evaluate("document.activeElement.textContent") == "Post"
+    m.page.keyboard.press("Enter")
+    expect(m.page.locator("#posts")).to_contain_text("typed without a mouse")
+    assert re.search(r"#/forum/", m.page.url)
+    assert m.errors == []
