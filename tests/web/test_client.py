@@ -247,3 +247,48 @@ def test_keyboard_only(members: Any, web_node: NodeProcess) -> None:
     expect(m.page.locator("#posts")).to_contain_text("typed without a mouse")
     assert re.search(r"#/forum/", m.page.url)
     assert m.errors == []
+
+
+def test_cadence_and_accountability_screens(members: Any, web_node: NodeProcess) -> None:
+    """A moderator schedules a meeting and every area takes an entry; bodies as cli/member's."""
+    m = members(viewport={"width": 1100, "height": 900})
+    m.enroll(add_member(web_node, "erin", "Hooli"))
+    m.page.get_by_label("Forum name").fill("Cadence forum")
+    m.page.get_by_role("button", name="Create forum").click()
+    expect(m.page.get_by_role("heading", name="Cadence forum")).to_be_visible()
+    forum = m.page.locator(".screen.forum").get_attribute("data-forum")
+    assert forum
+
+    m.forum_tab(forum, "meetings")
+    m.page.get_by_text("Schedule a meeting").click()
+    m.page.get_by_label("Date").fill("2031-03-14")
+    m.page.get_by_role("button", name="Schedule").click()
+    expect(m.page.locator(".region")).to_contain_text("Confidentiality reminder")
+    m.page.get_by_role("group", name="RSVP for 2031-03-14").get_by_role("button", name="yes").click()
+    expect(m.page.locator(".region")).to_contain_text("@erin yes")
+    m.shot("meetings")
+
+    m.forum_tab(forum, "commitments")
+    m.page.get_by_label("I commit to").fill("call two customers")
+    m.page.get_by_role("button", name="Commit").click()
+    m.page.get_by_role("button", name="Mark done").click()
+    expect(m.page.locator(".region .tag")).to_have_text("done")
+    m.shot("commitments")
+
+    m.forum_tab(forum, "parking")
+    m.page.get_by_role("textbox", name="Topic").fill("succession planning")
+    m.page.get_by_role("button", name="Park topic").click()
+    expect(m.page.locator(".region")).to_contain_text("succession planning")
+
+    m.forum_tab(forum, "resources")
+    m.page.get_by_role("textbox", name="Title").fill("A good book")
+    m.page.get_by_role("button", name="Share").click()
+    expect(m.page.locator(".region")).to_contain_text("A good book")
+
+    m.forum_tab(forum, "health")
+    m.page.get_by_label("How valuable is the forum to you (1-10)?").fill("8")
+    m.page.get_by_role("button", name="Answer").click()
+    # One answer is never shown: results need five.
+    expect(m.page.locator(".region")).to_contain_text("1 answer(s). Results appear from 5 answers")
+    m.shot("health")
+    assert m.errors == []

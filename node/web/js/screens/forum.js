@@ -8,6 +8,8 @@ import { field, form, h, section, time, who, describe } from "../ui.js";
 import { foldView, active, isModerator, composition } from "../view.js";
 import { AREA_TABS } from "./areas.js";
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 const TABS = [
   ["stream", "Stream"], ["members", "Members"], ["admission", "Admission"], ["meetings", "Meetings"],
   ["commitments", "Commitments"], ["parking", "Parking lot"], ["resources", "Resources"],
@@ -75,7 +77,7 @@ export async function forumScreen(ctx, forum, tab, signal) {
     h("a", { href: `#/forum/${encodeURIComponent(forum)}/${id}`, "aria-current": id === tabDef ? "page" : null }, label)));
   return h("div", { class: "screen forum", dataset: { forum } },
     h("h2", {}, data.view.name || "Unnamed forum"),
-    h("p", { class: "muted" }, `Hub ${data.state.hub} · epoch ${data.state.epoch} · ${active(data.view).length} members`),
+    h("p", { class: "muted" }, `Hub ${data.state.hub} · epoch ${data.state.epoch} · ${plural(active(data.view).length, "member")}`),
     tabs, banner, ...forms, region);
 }
 
