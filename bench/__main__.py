@@ -9,6 +9,7 @@ what each figure means). A phase that cannot run reports null with a reason.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -21,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from . import corpus, load, raw
-from .cluster import BenchError, Node, init_nodes, kick_outbox, peer, rss_mib, start_all
+from .cluster import (
+    BenchError,
+    Node,
+    cpu_seconds,
+    init_nodes,
+    kick_outbox,
+    peer,
+    rss_mib,
+    start_all,
+)
 from .report import json_line, table
 from .scene import Forum, enroll, form_forum, head_of
 
@@ -42,7 +52,7 @@ class Params:
 
     @classmethod
     def default(cls) -> Params:
-        return cls(1.5, 8, 20_000, 64, 10_000, 10.0, 4_000, 20_000, 1_000)
+        return cls(1.5, 8, 10_000, 64, 5_000, 10.0, 2_000, 20_000, 1_000)
 
     @classmethod
     def quick(cls) -> Params:
@@ -104,6 +114,9 @@ class Bench:
         h0, locals_ = self.hub_members[0], self.hub_members[1:]
         self.solo = form_forum(h0, locals_)
         self.forums = {n: form_forum(h0, locals_ + self.remote[:n]) for n in FANOUT}
+        # Catch-up has a forum of its own whose one follower (node 2) will be stopped, so
+        # the 20,000 entries it misses are not also pushed to other followers meanwhile.
+        self.lagging = form_forum(h0, [*locals_, self.remote[1]])
         self.log("forums formed")
 
     def _submit(self, f: Forum, count: int, **kw: Any) -> dict[str, Any]:
@@ -112,13 +125,25 @@ class Bench:
                                      kw.pop("concurrency", self.p.concurrency),
                                      start_head=head, **kw))  # fmt: skip
 
+    def _cpu_per_entry(
+        self, name: str, nodes: Sequence[Node], count: int, before: list[float]
+    ) -> None:
+        """CPU microseconds each node spent per entry: steadier than rates on a busy machine."""
+        used = [cpu_seconds(n.pid) - b for n, b in zip(nodes, before, strict=True)]
+        self.results["details"][f"{name}_cpu_us_per_entry"] = [u / count * 1e6 for u in used]
+
     def sequencing(self) -> None:
+        hub = self.nodes[:1]
+        before = [cpu_seconds(n.pid) for n in hub]
         out = self._submit(self.solo, self.p.sequencing)
+        self._cpu_per_entry("sequencing", hub, self.p.sequencing, before)
         self.results["sequencing_eps"] = out["submit_eps"]
 
     def replication(self) -> None:
-        f = self.forums[2]
+        f, nodes = self.forums[2], self.nodes[:3]
+        before = [cpu_seconds(n.pid) for n in nodes]
         out = self._submit(f, self.p.replication, watchers=self.remote[:2])
+        self._cpu_per_entry("replication", nodes, self.p.replication, before)
         self.results["replication_eps"] = out["replicated_eps"]
         self.results["details"]["replication_hub_eps"] = out["submit_eps"]
 
@@ -139,11 +164,11 @@ class Bench:
 
     def catchup(self) -> None:
         """Stop follower 2, sequence what it misses, restart it and time the catch-up."""
-        f, hub = self.forums[2], self.nodes[0]
+        f, hub = self.lagging, self.nodes[0]
         node, member = self.nodes[2], self.remote[1]
         base = head_of(member, f.id, 1, 0)
         node.stop()
-        out = self._submit(f, self.p.catchup, watchers=self.remote[:1])
+        out = self._submit(f, self.p.catchup)
         target = base + self.p.catchup
         self.results["details"]["catchup_hub_eps"] = out["submit_eps"]
         node.start()
@@ -199,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             b.stop()
         b.phase(["rss_forums_mib"], b.rss_forums)
     b.results["details"]["total_s"] = time.monotonic() - started
+    # Other processes on the machine skew every rate: say how busy it was.
+    b.results["details"]["loadavg_1m_end"] = os.getloadavg()[0]
     if args.keep:
         b.log(f"data dirs and logs kept in {root}")
     else:
