@@ -14,14 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
+from protocol.codec import decode
 from protocol.errors import ProtocolError, RemoteProtocolError
-from protocol.identity import member_id, parse_member_id
+from protocol.identity import check_node_name, member_id, parse_member_id
 from protocol.keys import VerifyKey, b64u, key_id, sha256, unb64u
 
 from ..bodies import json_field, read_json
-from ..context import CTX, STORAGE
+from ..config import is_loopback_host
+from ..context import CTX, HTTP, STORAGE
 from ..directory import (
     CODE_TTL_MS,
     attest_member,
@@ -34,6 +37,7 @@ from ..directory import (
     session_message,
 )
 from ..middleware import enforce_rate
+from ..peering import PeerAddress, fetch_descriptor, parse_peer_url
 from ..storage.members import MemberRecord
 
 PREFIX: Final = "/_pf/client/v1"
@@ -268,6 +272,87 @@ async def member_attestation(request: web.Request) -> web.Response:
         request.app[STORAGE], ctx.identity, member, federation_request(request.app)
     )
     return web.json_response({"member": member, "attestation": b64u(data)})
+
+
+# ---------------------------------------------------------------------------- node keys
+
+RELAY_FRESH_MS: Final = 60 * 60 * 1000  # refetch a pinned descriptor in its last hour
+ROTATIONS_PATH: Final = "/_pf/v1/rotations"  # protocol.md §4.4, served by every node
+MAX_ROTATIONS_BYTES: Final = 256 * 1024
+
+
+def _relay_address(request: web.Request, name: str) -> PeerAddress:
+    """Where ``name`` publishes its descriptor: https, or http for a loopback name when
+    this node itself runs on plain http (development; parse_peer_url refuses it elsewhere)."""
+    host = name.rsplit(":", 1)[0] if not name.startswith("[") else name.split("]")[0] + "]"
+    plain = request.app[CTX].config.base_url.startswith("http://") and is_loopback_host(host)
+    return parse_peer_url(("http://" if plain else "https://") + name)
+
+
+async def _rotations_of(request: web.Request, name: str, url: str) -> list[bytes]:
+    """Rotation statements of ``name``, oldest first: ours from storage (filtered as the
+    federation route publishes them), another node's from its public rotations route.
+    Trouble fetching them is an empty list: the browser then refuses the new key."""
+    ctx = request.app[CTX]
+    if name == ctx.identity.name:
+        ours = {ctx.identity.keys.kid, *(r.kid for r in ctx.identity.keys.retired)}
+        return [r.statement for r in await request.app[STORAGE].list_rotations()
+                if r.new_kid in ours and r.old_kid in ours]  # fmt: skip
+    try:
+        async with request.app[HTTP].get(
+            url + ROTATIONS_PATH, timeout=aiohttp.ClientTimeout(total=10), allow_redirects=False
+        ) as resp:
+            raw = await resp.content.read(MAX_ROTATIONS_BYTES + 1) if resp.status == 200 else b""
+        body = decode(raw) if 0 < len(raw) <= MAX_ROTATIONS_BYTES else {}
+    except (TimeoutError, aiohttp.ClientError, OSError, ProtocolError):
+        return []
+    items = body.get("rotations") if isinstance(body, dict) else None
+    return [i for i in items if isinstance(i, bytes)] if isinstance(items, list) else []
+
+
+@routes.get(PREFIX + "/nodes/{name}/descriptor")
+async def node_descriptor(request: web.Request) -> web.Response:
+    """Another node's descriptor, bytes exactly as that node signed them (specs/web.md,
+    trust model): the page may connect to its own origin only, so its home node relays.
+
+    The browser verifies the bytes itself and pins them; the node adds no trust, which is
+    why a peer it has not approved is relayed too (fetched from ``https://NAME``, the only
+    URL a node name stands for). ``?rotations=1`` adds the node's rotation statements,
+    which a browser that pinned an older key needs to believe the new one.
+    """
+    await session_of(request)
+    ctx = request.app[CTX]
+    name = request.match_info["name"]
+    try:
+        name = check_node_name(name)
+    except ProtocolError as exc:
+        raise RemoteProtocolError("api.bad_request", exc.message) from exc
+    now = ctx.clock()
+    data: bytes | None
+    if name == ctx.identity.name:
+        data, url = ctx.identity.descriptor(now)[1], ctx.config.base_url
+    else:
+        peer = await request.app[STORAGE].get_peer(name)
+        data = peer.descriptor if peer is not None else None
+        url = peer.url if peer is not None else _relay_address(request, name).url
+        fresh = data is not None and _valid_for(data) > now + RELAY_FRESH_MS
+        if data is None or not fresh:
+            if peer is not None and peer.status == "blocked":
+                raise RemoteProtocolError("api.forbidden", f"{name} is blocked by this node")
+            _, data = await fetch_descriptor(request.app[HTTP], PeerAddress(url, name), now)
+    answer: dict[str, Any] = {"node": name, "descriptor": b64u(data)}
+    if request.query.get("rotations") == "1":
+        answer["rotations"] = [b64u(r) for r in await _rotations_of(request, name, url)]
+    return web.json_response(answer)
+
+
+def _valid_for(data: bytes) -> int:
+    """``valid_until`` of descriptor bytes this node verified when it pinned them."""
+    try:
+        obj = decode(data)
+        return int(obj["valid_until"]) if isinstance(obj, dict) else 0
+    except (ProtocolError, KeyError, TypeError, ValueError):
+        return 0
 
 
 __all__ = ["CODE_TTL_MS", "PREFIX", "Session", "b64_field", "routes", "session_of"]
