@@ -60,6 +60,8 @@ def verdict(code: str | None, presigned: bool) -> str:
         return "delivered"
     if code in RETRY and not (presigned and code in {"envelope.skew", "sig.key_expired"}):
         return "retry"
+    if code in PEER_LEVEL:  # a refusal of us, not of this row: it waits for the operator
+        return "retry"
     return "dead"
 
 
@@ -71,6 +73,7 @@ class _Item:
     presigned: bool = False
     forum: str | None = None  # forum.entries: which forum, and its last seq here
     last_seq: int = 0
+    gap: bool = False  # pushed past entries we may not send (another hub signed them)
 
 
 class Sender:
@@ -78,6 +81,12 @@ class Sender:
         self.fed = fed
         self.destination = destination
         self.dirty: dict[str, int] = {}  # forum -> generation of its last notify
+        # forum -> last seq pushed beyond the peer's ack across a gap of entries another
+        # hub signed (which only backfill may carry, §5.5): not resent until acked.
+        self.ahead: dict[str, int] = {}
+        # None: not known yet; True after a failed round, False after a good one (lets
+        # Federation.heard_from skip the database while all is well).
+        self.backing_off: bool | None = None
         self._event = asyncio.Event()
         self._kicked = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -130,6 +139,9 @@ class Sender:
         peer = await fed.storage.get_peer(self.destination)
         if peer is None or peer.status != "approved":
             return False  # nothing goes to a peer we do not trust; rows wait for the operator
+        peer = await fed.refresh_if_expired(peer)
+        if peer.status != "approved":
+            return False
         try:
             url = inbox_url(peer)
         except ProtocolError as exc:
@@ -144,6 +156,7 @@ class Sender:
             if error is not None:
                 await self._failed(state, error, retry_after)
                 return True
+            self.backing_off = False
             if state != on_success(state):
                 state = on_success(state)
                 await fed.storage.put_delivery(state, fed.clock())
@@ -157,6 +170,7 @@ class Sender:
             state, error, fed.clock(), chance_from(fed.rng(7)), fed.policy, retry_after_ms
         )
         await fed.storage.put_delivery(new, fed.clock())
+        self.backing_off = True
         self._gauges(new)
 
     def _gauges(self, state: PeerDelivery) -> None:
@@ -188,20 +202,28 @@ class Sender:
         if engine is None:
             return items
         for forum, generation in sorted(self.dirty.items()):
-            seq = await fed.storage.get_ack(self.destination, forum) + 1
+            ack = await fed.storage.get_ack(self.destination, forum)
+            # Entries already pushed past the peer's gap wait there for its backfill.
+            seq = max(ack, self.ahead.get(forum, 0)) + 1
+            contiguous = ack + 1  # the next seq the peer can apply with what we send
             sent_any = False
             while True:
                 _, entries = await engine.read(forum, seq, READ_PAGE)
                 if not entries:
                     break
-                for chunk in _chunks(entries):
-                    item = self._entries_item(forum, chunk, seq + len(chunk) - 1)
-                    if not fits(item.data):
-                        return items
-                    items.append(item)
-                    size += len(item.data) + _ITEM_OVERHEAD
-                    seq += len(chunk)
-                    sent_any = True
+                for first, run in _own_runs(entries, seq, fed.me):
+                    for chunk in _chunks(run):
+                        item = self._entries_item(forum, chunk, first + len(chunk) - 1)
+                        if not fits(item.data):
+                            return items
+                        item.gap = first != contiguous
+                        if not item.gap:
+                            contiguous = item.last_seq + 1
+                        items.append(item)
+                        size += len(item.data) + _ITEM_OVERHEAD
+                        first += len(chunk)
+                        sent_any = True
+                seq += len(entries)
                 if len(entries) < READ_PAGE:
                     break
             # Clean only if no notify came in meanwhile (its entries may be past our read).
@@ -257,11 +279,48 @@ class Sender:
         if acks:
             await fed.storage.raise_acks(self.destination, acks)
         for item in items:
-            if item.forum is not None and acks.get(item.forum, 0) < item.last_seq:
-                # The peer did not take these entries: resending at once would loop.
-                failure = failure or results.get(item.id) or "ack behind what was sent"
+            if item.forum is None:
+                continue
+            acked = acks.get(item.forum, 0)
+            if acked >= self.ahead.get(item.forum, 0):
+                self.ahead.pop(item.forum, None)
+            if acked >= item.last_seq:
+                continue
+            if item.gap and results.get(item.id, "api.unavailable") is None:
+                # Taken and held past the gap while the peer backfills: not a failure.
+                self.ahead[item.forum] = max(self.ahead.get(item.forum, 0), item.last_seq)
+                continue
+            # The peer did not take these entries: resending at once would loop.
+            failure = failure or results.get(item.id) or "ack behind what was sent"
         await fed.storage.settle_outbox(delivered, dead, retry)
         return failure, 0
+
+
+def _own_runs(entries: list[bytes], first_seq: int, me: str) -> list[tuple[int, list[bytes]]]:
+    """Contiguous runs ``(first seq, entries)`` of entries this node signed as hub.
+
+    An envelope's entries must all be signed by its sender (§5.2 origin rule), so after a
+    hub move the new hub never relays the old hub's entries: a peer that lacks them
+    holds ours past the gap and backfills the rest (backfill has no origin rule)."""
+    runs: list[tuple[int, list[bytes]]] = []
+    for offset, raw in enumerate(entries):
+        if _hub_of(raw) != me:
+            continue
+        seq = first_seq + offset
+        if runs and runs[-1][0] + len(runs[-1][1]) == seq:
+            runs[-1][1].append(raw)
+        else:
+            runs.append((seq, [raw]))
+    return runs
+
+
+def _hub_of(raw: bytes) -> str | None:
+    try:
+        value = decode(raw)
+    except ProtocolError:
+        return None
+    hub = value.get("hub") if isinstance(value, dict) else None
+    return hub if isinstance(hub, str) else None
 
 
 def _chunks(entries: list[bytes]) -> list[list[bytes]]:
