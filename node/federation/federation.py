@@ -15,24 +15,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 import aiohttp
 
 from protocol.codec import decode, encode
-from protocol.descriptor import Rotation
-from protocol.envelope import Envelope, PeerView, build_envelope
+from protocol.descriptor import Descriptor, Rotation
+from protocol.envelope import Envelope, PeerView, build_batch, build_envelope
+from protocol.errors import CODES, ProtocolError, RemoteProtocolError
 from protocol.keys import SigningKey
 
 from ..config import NodeConfig
 from ..identity import NodeIdentity
 from ..logs import log_event
 from ..metrics import NodeMetrics
-from ..storage import Storage
+from ..storage import PeerRecord, Storage
+from ..storage.delivery import PeerDelivery
 from .backoff import DEFAULT_POLICY, BackoffPolicy, due
 from .peers import peer_views, refresh_peer
 from .sender import Sender
-from .transport import REQUEST_TIMEOUT_S, PeerUnreachable, post_msgpack, request_url
+from .transport import REQUEST_TIMEOUT_S, PeerUnreachable, inbox_url, post_msgpack, request_url
 
 log = logging.getLogger("peerforum.federation")
 
@@ -140,10 +143,15 @@ class Federation:
             if self.forums() is not None or self._stopped:
                 break
             await asyncio.sleep(0.1)
-        if self.forums() is None:
+        engine = self.forums()
+        if engine is None:
             return
         for forum in await self.storage.hub_forums(self.me):
             self.notify_forum(forum)
+        # And the other way: forums another node sequences are asked for what we missed,
+        # rather than waiting for that hub's sender to come out of its backoff.
+        for forum in getattr(engine, "replica_forums", list)():
+            await engine.catch_up(forum)
 
     # ------------------------------------------------------------------ outgoing
 
@@ -212,6 +220,70 @@ class Federation:
         for name, _ in rows:
             self.wake(name)
         return len(rows)
+
+    def heard_from(self, peer: str) -> None:
+        """An authenticated envelope from ``peer`` proves it is up: a sender backing off
+        from it retries now (one probe if its breaker is open) instead of waiting out a
+        delay that may have grown to an hour during the outage."""
+        sender = self._senders.get(peer)
+        if sender is not None and sender.backing_off is not False and not self._stopped:
+            self.spawn(self._resume(peer, sender))
+
+    async def _resume(self, peer: str, sender: Sender) -> None:
+        state = await self.storage.get_delivery(peer)
+        now = self.clock()
+        if state.failures and state.next_attempt_ms > now:
+            await self.storage.put_delivery(replace(state, next_attempt_ms=now), now)
+            sender.kick()
+        sender.backing_off = bool(state.failures)
+
+    async def peer_trusted(self, peer: str) -> None:
+        """The operator approved ``peer`` (again): what waited for it goes out now —
+        entries of forums we sequence from its ack, and its queued envelopes."""
+        engine = self.forums()
+        sender = self.sender(peer)
+        for forum in getattr(engine, "hub_forums_with", lambda _: [])(peer):
+            sender.mark(forum)
+        state = await self.storage.get_delivery(peer)
+        if state.failures:
+            await self.storage.put_delivery(PeerDelivery(peer), self.clock())
+        sender.kick()
+
+    async def ping(self, name: str) -> None:
+        """A signed ``node.ping`` through the peer's inbox, as any batch travels (for
+        ``doctor``). Raises PeerUnreachable, or the peer's refusal as a protocol error."""
+        peer = await self.storage.get_peer(name)
+        if peer is None or peer.status != "approved":
+            raise PeerUnreachable(name, "not an approved peer")
+        env = self.sign(name, decode(self.draft("node.ping", {})))
+        answer = await post_msgpack(self.session, name, inbox_url(peer),
+                                    build_batch([env.encode()]), REQUEST_TIMEOUT_S)  # fmt: skip
+        if answer.status != 200:
+            raise answer.error()
+        results = answer.body.get("results") if isinstance(answer.body, dict) else None
+        first = results[0] if isinstance(results, list) and results else None
+        if not isinstance(first, dict) or first.get("ok") is not True:
+            code = first.get("error") if isinstance(first, dict) else None
+            raise RemoteProtocolError(code if code in CODES else "api.bad_request",
+                                      f"{name} refused the ping")  # fmt: skip
+
+    async def refresh_if_expired(self, peer: PeerRecord) -> PeerRecord:
+        """The peer's record, with its descriptor refetched first if the pinned one has
+        expired (its inbox URL comes from there). At most once a minute per peer."""
+        if peer.descriptor is None:
+            return peer
+        try:
+            valid_until = Descriptor.from_wire(decode(peer.descriptor)).valid_until
+        except ProtocolError:
+            valid_until = 0
+        now = self.clock()
+        if valid_until >= now or now - self._refreshed.get(peer.name, -REFRESH_EVERY_MS) < (
+            REFRESH_EVERY_MS
+        ):
+            return peer
+        self._refreshed[peer.name] = now
+        await self.refresh(peer.name)
+        return await self.storage.get_peer(peer.name) or peer
 
     async def request(self, destination: str, path: str, kind: str, body: dict[str, Any]) -> Any:
         """A signed synchronous request (backfill, ping): the peer's decoded answer.

@@ -119,6 +119,7 @@ async def receive_batch(
     accepted = [o for o in outcomes if isinstance(o, Envelope)]
     for sender in sorted({e.sender for e in accepted}):
         charge(sender)
+        fed.heard_from(sender)  # it is up: our sender to it may stop waiting
     batch = _Batch(held=[e.id for e in accepted])
     fed.hold(batch.held)
     items: list[Any] | None = None
@@ -166,6 +167,7 @@ async def _handle(fed: Federation, env: Envelope, batch: _Batch) -> None:
         batch.results.append({"id": env.id, "error": exc.code, "message": exc.message[:300]})
         if exc.code != "api.unavailable":  # a refusal of the content is final
             batch.handled.append((env.id, env.sender))
+        _ack_anyway(fed, env, batch)
         return
     except Exception as exc:  # a handler's bug: logged with its traceback, never a 500
         log_exception(log, "federation.handler_failed", exc, kind=env.kind)
@@ -179,6 +181,18 @@ async def _handle(fed: Federation, env: Envelope, batch: _Batch) -> None:
     if ack is not None:
         forum = env.body["forum"]
         batch.acks[forum] = max(batch.acks.get(forum, 0), ack)
+
+
+def _ack_anyway(fed: Federation, env: Envelope, batch: _Batch) -> None:
+    """A refused forum.entries still tells the sender our real head: it resumes from
+    there instead of backing off blind and resending what we refused."""
+    if env.kind != "forum.entries":
+        return
+    engine, forum = fed.forums(), env.body["forum"]
+    head_of = getattr(engine, "head_of", None)
+    head = head_of(forum) if callable(head_of) else None
+    if isinstance(head, int) and head > 0:
+        batch.acks[forum] = max(batch.acks.get(forum, 0), head)
 
 
 def _backfill_body(body: dict[str, Any]) -> tuple[str, int, int]:
@@ -203,6 +217,7 @@ async def answer_backfill(
     if forum != path_forum:
         raise RemoteProtocolError("envelope.origin_mismatch", "path and body name other forums")
     charge(env.sender)
+    fed.heard_from(env.sender)
     engine = fed.forums()
     if engine is None:
         raise RemoteProtocolError("api.unavailable", "forums are not running on this node")

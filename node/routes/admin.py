@@ -18,7 +18,8 @@ from protocol.errors import RemoteProtocolError
 from protocol.keys import fingerprint
 
 from ..bodies import json_field, read_json
-from ..context import CTX, FEDERATION, HTTP, STORAGE
+from ..context import CTX, FEDERATION, FORUMS, HTTP, STORAGE
+from ..forums.report import evidence_view, forum_view, frozen_views
 from ..identity import rotate_node_key
 from ..peering import (
     approve_peer,
@@ -81,8 +82,34 @@ async def status(request: web.Request) -> web.Response:
             "forums": await storage.count_forums(),
             "outbox_depth": await storage.outbox_depth(),
             "schema": await storage.schema_version(),
+            "frozen": await frozen_views(storage),
         }
     )
+
+
+@routes.get("/admin/forums")
+async def forums(request: web.Request) -> web.Response:
+    """Every forum this node holds: hub, head, frozen (with its proof), gaps."""
+    engine = request.app.get(FORUMS)
+    gaps = getattr(engine, "gaps", None)
+    views = [
+        forum_view(rec, gaps(rec.id) if callable(gaps) else None)
+        for rec in await request.app[STORAGE].list_forum_records()
+    ]
+    return web.json_response({"forums": views})
+
+
+@routes.get("/admin/evidence")
+async def evidence(request: web.Request) -> web.Response:
+    """Objects refused as breaking a rule (entries, heads, cosignatures, proofs), newest
+    first: what an operator shows the other operators when a hub misbehaves."""
+    forum = request.query.get("forum") or None
+    try:
+        limit = max(1, min(int(request.query.get("limit", "100")), 1000))
+    except ValueError as exc:
+        raise RemoteProtocolError("api.bad_request", "limit must be an integer") from exc
+    found = await request.app[STORAGE].list_evidence(forum, limit)
+    return web.json_response({"evidence": [evidence_view(r) for r in found]})
 
 
 @routes.get("/admin/peers")
@@ -113,6 +140,8 @@ async def approve(request: web.Request) -> web.Response:
     peer = await approve_peer(
         request.app[STORAGE], request.match_info["name"], ctx.clock(), expected
     )
+    if FEDERATION in request.app:  # what waited for this peer goes out now
+        await request.app[FEDERATION].peer_trusted(peer.name)
     return web.json_response({"peer": peer_view(peer)})
 
 
