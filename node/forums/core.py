@@ -103,6 +103,7 @@ class ForumRuntime:
     ahead: dict[int, Entry] = field(default_factory=dict)  # entries beyond a gap
     known_head: int = 0  # highest seq the hub told us exists
     hub_hint: str | None = None  # the hub named by an invitation, before we hold state
+    source: str | None = None  # who pushed entries we hold past a gap (asked first)
     backfilling: asyncio.Task[None] | None = None
     pending_head: tuple[str, Head] | None = None  # a hub head beyond our seq: (origin, head)
     last_head_seq: int = 0  # hub: last head signed; replica: last head cosigned
@@ -188,8 +189,14 @@ class ForumCore:
     async def _check_pending_head(self, rt: ForumRuntime) -> None:
         raise NotImplementedError  # accountability.py
 
-    def _start_backfill(self, rt: ForumRuntime) -> None:
+    def _start_backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
         raise NotImplementedError  # replica.py
+
+    async def _backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
+        raise NotImplementedError  # replica.py
+
+    async def _forward(self, rt: ForumRuntime, hub: str, raws: list[bytes]) -> None:
+        raise NotImplementedError  # engine.py: pending submissions, sent to the hub
 
     async def _store_invite(self, rt: ForumRuntime, e: Entry) -> None:
         raise NotImplementedError  # replica.py

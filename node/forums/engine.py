@@ -97,12 +97,9 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
             raise RemoteProtocolError("forum.frozen", forum)
         if move_to is None and self._is_hub(rt):
             return _result(eid, await self._sequence(forum, event_bytes, self.name, ev))
-        fed = self._federation()
-        if fed is None:
+        if self._federation() is None:
             raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
-        await self.storage.add_submissions(forum, [(eid, event_bytes)], self.name, self.clock())
-        body = {"forum": forum, "events": [event_bytes]}
-        await fed.enqueue(move_to or self._hub_of(rt), "forum.submit", body)
+        await self._forward(rt, move_to or self._hub_of(rt), [event_bytes])
         return SubmitResult(eid, "forwarded", None)
 
     async def on_submit(self, origin: str, forum: str, events: list[bytes]) -> list[Outcome]:
@@ -134,6 +131,14 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
         """The hub's answer to events we forwarded: mark them sequenced or refused."""
         forum = body.get("forum")
         rt = self._forums.get(forum) if isinstance(forum, str) else None
+        if rt is not None and origin != self._hub_of(rt) and rt.state is not None:
+            # A former hub, answering what reached it after the move: entry.wrong_hub.
+            # Those events go to the hub we know now (event ids dedupe there).
+            moved = {r.get("event_id") for r in body.get("results", [])
+                     if isinstance(r, dict) and r.get("error") == "entry.wrong_hub"}  # fmt: skip
+            pending = await self.storage.list_submissions(rt.forum, state="pending")
+            await self._resend(rt, [s.event for s in pending if s.event_id in moved])
+            return
         if rt is None or origin != self._hub_of(rt):
             raise RemoteProtocolError("api.forbidden", "only the forum's hub answers submissions")
         outcomes: list[tuple[bytes, str, str | None]] = []
@@ -184,9 +189,12 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
         raws = [e.signed_event.raw for e in dropped if node_of(e.signed_event.author) == self.name]
         raws += [s.event for s in await self.storage.list_submissions(rt.forum, state="pending")]
         raws = list(dict.fromkeys(raws))
-        if not raws:
-            return
-        log_event(log, logging.INFO, "forum.resubmit", forum=rt.forum, events=len(raws))
+        if raws:
+            log_event(log, logging.INFO, "forum.resubmit", forum=rt.forum, events=len(raws))
+            await self._resend(rt, raws)
+
+    async def _resend(self, rt: ForumRuntime, raws: list[bytes]) -> None:
+        """Our members' events to the forum's current hub: our own sequencer if we are it."""
         if self._is_hub(rt):
             for raw in raws:
                 self._sequence(rt.forum, raw, self.name)  # dedupes by event id
@@ -195,11 +203,38 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
             body = {"forum": rt.forum, "events": raws[i : i + MAX_SUBMIT_EVENTS]}
             await self._send(self._hub_of(rt), "forum.submit", body)
 
+    async def _forward(self, rt: ForumRuntime, hub: str, raws: list[bytes]) -> None:
+        """Local members' events for a forum hosted elsewhere: recorded as pending
+        submissions (re-sent after a hub move until answered), then queued for the hub."""
+        fed = self._federation()
+        if fed is None:
+            raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
+        events = [(sha256(raw), raw) for raw in raws]
+        await self.storage.add_submissions(rt.forum, events, self.name, self.clock())
+        for i in range(0, len(raws), MAX_SUBMIT_EVENTS):
+            body = {"forum": rt.forum, "events": raws[i : i + MAX_SUBMIT_EVENTS]}
+            await fed.enqueue(hub, "forum.submit", body)  # a failure reaches the caller
+
     # ------------------------------------------------------------------ reading
 
     def state(self, forum: str) -> ForumState | None:
         rt = self._forums.get(forum)
         return rt.state if rt is not None else None
+
+    def head_of(self, forum: str) -> int:
+        """Our contiguous verified head of ``forum`` (0 if we hold none): the ack."""
+        rt = self._forums.get(forum)
+        return rt.seq if rt is not None else 0
+
+    def hub_forums_with(self, node: str) -> list[str]:
+        """Forums we sequence in which ``node`` takes part (where our pushes to it go)."""
+        return sorted(f for f, rt in self._forums.items()
+                      if self._is_hub(rt) and node in self._participants(rt.state))  # fmt: skip
+
+    def replica_forums(self) -> list[str]:
+        """Forums we hold and another node sequences."""
+        return sorted(f for f, rt in self._forums.items()
+                      if rt.state is not None and not self._is_hub(rt))  # fmt: skip
 
     def participants(self, forum: str) -> set[str]:
         """Nodes other than this one with an active member or open invitation."""
@@ -256,6 +291,8 @@ def _move_target(ev: Event) -> str | None:
 def _result(event_id: bytes, outcome: Outcome) -> SubmitResult:
     if "error" in outcome:
         raise RemoteProtocolError(outcome["error"], outcome["message"])
+    if outcome.get("forwarded"):  # the hub moved away while it waited: sent to the new one
+        return SubmitResult(event_id, "forwarded", None)
     return SubmitResult(event_id, "sequenced", outcome["seq"])
 
 

@@ -78,15 +78,23 @@ class HubRole(ForumCore):
     async def _sequence_batch(self, rt: ForumRuntime, batch: list[_Pending]) -> None:
         outcomes: list[tuple[_Pending, Outcome]] = []
         staged: list[Entry] = []
+        forward: list[bytes] = []
         async with rt.lock:
             await self._ensure_index(rt)
             assert rt.event_seq is not None
             state = rt.state
             if state is not None and state.hub != self.name:
+                # The forum moved away while these waited. Our members' events follow it
+                # to the new hub; a peer's are refused, and its node re-sends them there.
                 moved = RemoteProtocolError(
                     "entry.wrong_hub", f"the hub of {rt.forum} is {state.hub}"
                 )
-                outcomes = [(p, refused(sha256(p.raw), moved)) for p in batch]
+                outcomes = [
+                    (p, {"event_id": sha256(p.raw), "forwarded": True} if p.origin == self.name
+                     else refused(sha256(p.raw), moved))
+                    for p in batch
+                ]  # fmt: skip
+                forward = [p.raw for p in batch if p.origin == self.name]
             key, ts = self._node_keys().current, self.clock()
             in_batch: dict[bytes, int] = {}
             for p in batch if not outcomes else ():
@@ -116,6 +124,8 @@ class HubRole(ForumCore):
                 assert state is not None
                 await self._commit(rt, staged, state)
                 self.metrics.sequenced.inc(len(staged))
+        if forward and rt.state is not None:
+            await self._forward(rt, rt.state.hub, forward)
         for p, outcome in outcomes:
             if not p.future.done():
                 p.future.set_result(outcome)
@@ -137,6 +147,11 @@ class HubRole(ForumCore):
         st = certificate_of(ev).statement
         if st.new_hub != self.name:
             raise RemoteProtocolError("hubmove.invalid", f"the move names {st.new_hub} as new hub")
+        if rt.state is not None and rt.state.seq < st.last_seq:
+            # Behind the certified point (the old hub may be dead): fetch the missing
+            # entries from any participant that holds them, verified as always.
+            rt.known_head = max(rt.known_head, st.last_seq)
+            await self._backfill(rt)
         async with rt.lock:
             await self._ensure_index(rt)
             assert rt.event_seq is not None

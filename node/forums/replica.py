@@ -45,7 +45,12 @@ class ReplicaRole(ForumCore):
             rt.hub_hint = origin
         return await self._apply(rt, origin, entries)
 
-    async def _apply(self, rt: ForumRuntime, origin: str, raws: list[bytes]) -> int:
+    async def _apply(
+        self, rt: ForumRuntime, origin: str, raws: list[bytes], pushed: bool = True
+    ) -> int:
+        """Verify and apply ``raws``. ``pushed``: they came as forum.entries, so only the
+        hub may have sent them; a backfill page may come from any participant (every
+        entry is verified all the same: signatures, chain, rules)."""
         decoded: list[Entry] = []
         for raw in raws:
             try:
@@ -61,11 +66,12 @@ class ReplicaRole(ForumCore):
         async with rt.lock:
             await self._ensure_index(rt)
             hub = self._hub_of(rt)
-            if origin != hub and not any(_moves_to(e, origin) for e in decoded):
+            if pushed and origin != hub and not self._moved_to(rt, origin, decoded):
                 raise RemoteProtocolError("entry.wrong_hub", f"the hub of {rt.forum} is {hub}")
             for e in decoded:
                 if e.seq > rt.seq + 1 and len(rt.ahead) < MAX_AHEAD:
                     rt.ahead[e.seq] = e
+                    rt.source = origin  # it holds what we lack: backfill from it first
                 rt.known_head = max(rt.known_head, e.seq)
             committed, dropped = await self._apply_locked(rt, origin, decoded)
         if committed:
@@ -128,6 +134,11 @@ class ReplicaRole(ForumCore):
             del rt.ahead[s]
         self.metrics.replicated.inc(len(committed))
         return committed, dropped
+
+    def _moved_to(self, rt: ForumRuntime, origin: str, decoded: list[Entry]) -> bool:
+        """Whether ``origin`` shows a hub move naming it, in this push or in one we hold
+        past a gap (the new hub pushes only what it signed; we backfill the rest)."""
+        return any(_moves_to(e, origin) for e in (*decoded, *rt.ahead.values()))
 
     def _hash_at(self, rt: ForumRuntime, seq: int) -> bytes:
         assert rt.hashes is not None
@@ -199,38 +210,63 @@ class ReplicaRole(ForumCore):
             out.append((cur + 1, rt.known_head))
         return out
 
-    def _start_backfill(self, rt: ForumRuntime) -> None:
+    def _start_backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
         if rt.backfilling is None or rt.backfilling.done():
-            rt.backfilling = self._spawn(self._backfill(rt), f"pf-backfill-{rt.forum}")
+            rt.backfilling = self._spawn(self._backfill(rt, probe), f"pf-backfill-{rt.forum}")
 
-    async def _backfill(self, rt: ForumRuntime) -> None:
-        failures = 0
-        while self._has_gap(rt) and not self._is_hub(rt):
+    def _sources(self, rt: ForumRuntime) -> list[str]:
+        """Whom to ask for missing entries, best first: the node that pushed what we hold
+        past the gap, the hub, then every other participant. Backfill has no origin rule
+        and every entry is verified, so any node holding the log will do — which is what
+        lets a forum catch up when its old hub is dead for good."""
+        order = [rt.source, self._hub_of(rt), *sorted(self._participants(rt.state))]
+        return [n for n in dict.fromkeys(order) if n is not None and n != self.name]
+
+    async def _backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
+        """Fetch pages until no gap is left. ``probe``: ask once even without a known gap
+        (after a restart: what did the hub sequence while we were down?)."""
+        failures = idle = 0
+        while (probe or self._has_gap(rt)) and not self._is_hub(rt):
             fed = self._federation()
-            if fed is None:
+            sources = self._sources(rt)
+            if fed is None or not sources:
                 return
-            hub, before = self._hub_of(rt), rt.seq
+            source, before = sources[(failures + idle) % len(sources)], rt.seq
             body = {"forum": rt.forum, "from": before + 1, "limit": PAGE}
             self.metrics.backfill.inc(role="sent")
             try:
                 resp = await fed.request(
-                    hub, f"/_pf/v1/forums/{rt.forum}/backfill", "forum.backfill", body
+                    source, f"/_pf/v1/forums/{rt.forum}/backfill", "forum.backfill", body
                 )
                 entries, head = _page(resp)
-            except Exception as exc:  # unreachable hub or a bad answer: retry with backoff
+            except Exception as exc:  # unreachable source or a bad answer: try the next
                 failures += 1
-                log_event(log, logging.INFO, "forum.backfill_failed", forum=rt.forum, hub=hub,
-                          error=type(exc).__name__, attempt=failures)  # fmt: skip
-                if failures >= BACKFILL_ATTEMPTS:
+                log_event(log, logging.INFO, "forum.backfill_failed", forum=rt.forum,
+                          peer=source, error=type(exc).__name__, attempt=failures)  # fmt: skip
+                if failures >= BACKFILL_ATTEMPTS * len(sources):
                     return  # the next push or head starts another attempt
-                await asyncio.sleep(min(self.backfill_retry_s * 2**failures, 30.0))
+                if failures % len(sources) == 0:
+                    await asyncio.sleep(min(self.backfill_retry_s * 2**failures, 30.0))
                 continue
-            if head < rt.known_head and not rt.ahead:
+            probe = False
+            rt.known_head = max(rt.known_head, head)
+            if head < rt.known_head and not rt.ahead and source == self._hub_of(rt):
                 rt.known_head = max(head, rt.seq)  # the hub's word on its own head
             if entries:
-                await self._apply(rt, hub, entries)
+                await self._apply(rt, source, entries, pushed=False)
             if rt.seq == before:
-                return  # no progress: refused entries are evidence, not worth a loop
+                if source == rt.source:
+                    rt.source = None  # it had nothing for us: ask the others next time
+                idle += 1
+                if entries or idle >= len(sources):
+                    return  # refused entries are evidence, not worth a loop; or none has more
+
+    async def catch_up(self, forum: str) -> None:
+        """After a restart: ask for what was sequenced while we were down, without
+        waiting for the hub's sender, whose backoff may have grown long meanwhile."""
+        rt = self._forums.get(forum)
+        if rt is not None and rt.state is not None and not rt.state.frozen:
+            self._start_backfill(rt, probe=True)
 
     async def on_backfill(
         self, origin: str, forum: str, from_seq: int, limit: int
