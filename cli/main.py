@@ -8,6 +8,7 @@ import click
 
 from .backup_cmds import backup, restore
 from .client_cmds import client, forum
+from .forum_admin_cmds import forums
 from .member_cmds import member
 from .node_cmds import init, key, serve_cmd, status, up
 from .ops_cmds import config_group, db_group, doctor
@@ -30,6 +31,7 @@ for command in (member, client, forum):
 for command in (config_group, db_group, doctor, backup, restore):  # operations
     root.add_command(command)
 root.add_command(outbox)  # delivery: depth per peer, dead letters, retry
+root.add_command(forums)  # operator: forums held, frozen ones with proofs, evidence
 
 
 def main(argv: list[str] | None = None) -> None:

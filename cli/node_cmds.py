@@ -13,6 +13,7 @@ import click
 
 from node.config import NodeConfig, parse_listen
 from node.datadir import DataDir, NodeLock, init_data_dir, is_serving
+from node.forums.report import frozen_views
 from node.identity import NodeIdentity, rotate_node_key
 from node.keystore import load_keys, permission_warning
 from node.logs import configure_logging
@@ -167,6 +168,7 @@ async def _offline_status(data: DataDir, config: NodeConfig) -> dict[str, Any]:
             "forums": await storage.count_forums(),
             "outbox_depth": await storage.outbox_depth(),
             "schema": await storage.schema_version(),
+            "frozen": await frozen_views(storage),
         }
     finally:
         await storage.close()
@@ -202,6 +204,8 @@ def status(data_dir: str, out: Output) -> None:
         f"forums       {info['forums']}\n"
         f"outbox       {info['outbox_depth']} waiting"
     )
+    for f in info.get("frozen", []):  # a hub was caught signing two histories
+        human += f"\nFROZEN       {f['forum']}: hub {f['hub']} equivocated (peerforum forums list)"
     out.result(info, human)
 
 
