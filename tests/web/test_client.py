@@ -13,13 +13,15 @@ its ciphertext handed to it. Screenshots go to test-artifacts/web/.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from cli.member import MemberClient
+from cli.member import MemberClient, actions
+from cli.member.charter import pledge_hash
 from tests.integration.harness import NodeProcess, run_cli
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -28,6 +30,21 @@ BOB_TEXT = "bob-web-marker: we lost our biggest customer this week"
 ALICE_TEXT = "alice-web-marker: I am weighing a merger offer"
 AFTER_TEXT = "after-removal-marker: Carol must not read this"
 TIMEOUT = 15_000
+
+
+def wait_until(check: Any, what: str, timeout_s: float = TIMEOUT / 1000) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def vote(client: MemberClient, forum: str, kind: str, subject: str, yes: bool,
+         reason: str = "") -> None:  # fmt: skip
+    """A library member's vote on the open motion of ``kind`` about ``subject``."""
+    motion = next(m for m in client.view(forum).motions.values()
+                  if m.kind == kind and m.subject == subject and m.status != "carried")  # fmt: skip
+    actions.vote(client, forum, motion.id, yes, reason)
 
 
 def add_member(node: NodeProcess, handle: str, org: str) -> str:
@@ -44,6 +61,7 @@ class Member:
         self.context: BrowserContext = browser.new_context(**context_args)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
+        self.handle = ""
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         # A removed member's node answers 403 by design; any other failed load is a bug.
         self.page.on("console", lambda m: self.errors.append(m.text)
@@ -62,6 +80,7 @@ class Member:
         self.page.wait_for_function("() => document.documentElement.dataset.ready === '1'")
 
     def enroll(self, code: str) -> None:
+        self.handle = code.split(".")[0]
         self.open()
         self.page.get_by_label("One-time code").fill(code)
         self.page.get_by_role("button", name="Enroll").click()
@@ -72,6 +91,21 @@ class Member:
         self.page.wait_for_selector(".screen.forum, .screen h2, main > .error")
         failed = self.page.locator("main > .error")
         assert failed.count() == 0, failed.inner_text()
+
+    def motion(self, subject: str, kind: str = "nominate") -> Any:
+        return self.page.locator(f'li.motion[data-kind="{kind}"][data-subject="{subject}"]')
+
+    def nominate(self, candidate: str) -> None:
+        self.page.get_by_label("Member id").fill(candidate)
+        self.page.get_by_role("button", name="Nominate").click()
+        expect(self.motion(candidate)).to_be_visible()
+
+    def vote(self, subject: str, answer: str, reason: str = "", kind: str = "nominate") -> None:
+        card = self.motion(subject, kind)
+        if reason:
+            card.get_by_label("Reason (optional)").fill(reason)
+        card.get_by_role("button", name=f"Vote {answer}").click()
+        expect(card.locator(".votes")).to_contain_text(f"@{self.handle} {answer}")
 
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -118,14 +152,26 @@ def test_browser_and_cli_members_share_a_forum(
     forum = alice.page.locator(".screen.forum").get_attribute("data-forum")
     assert forum and forum.endswith(":" + node.name)
 
-    # Admission: Alice invites both; the browser checks each attestation itself.
-    alice.page.get_by_role("link", name="Admission").click()
-    for mid in (bob.member, f"@carol:{node.name}"):
-        alice.page.get_by_label("Member id").fill(mid)
-        alice.page.get_by_role("button", name="Invite").click()
-        expect(alice.page.locator("#invitations")).to_contain_text(mid.split(":")[0])
+    # Admission by motion: Alice nominates Bob (her browser checks his attestation and
+    # seals his intake), votes yes, and her page's duty invites him with the charter and
+    # pledge; the library accepts (checking the pledge the browser sealed).
+    alice.forum_tab(forum, "admission")
+    alice.nominate(bob.member)
+    alice.vote(bob.member, "yes", "knows our industry")
+    wait_until(lambda: any(i["forum"] == forum for i in bob.invites()), "Bob's invitation")
     alice.shot("admission")
-    bob.accept(forum)  # the library checks the pledge the browser sealed to Bob
+    bob.accept(forum)
+    alice.forum_tab(forum, "members")
+    expect(alice.page.locator('[data-member^="@bob:"] .tag').first).to_have_text("active")
+
+    # Carol: a browser voter and a library voter (unanimous, quorum 2/3 of 2).
+    carol_id = f"@carol:{node.name}"
+    alice.forum_tab(forum, "admission")
+    alice.nominate(carol_id)
+    alice.vote(carol_id, "yes")
+    expect(alice.motion(carol_id).locator(".tally")).to_contain_text("1 yes")
+    vote(bob, forum, "nominate", carol_id, True, "a good peer")
+    expect(alice.motion(carol_id).locator(".tally")).to_contain_text("passed")
     carol.open("#/forums")
     expect(carol.page.locator(".invite")).to_contain_text(FORUM_NAME)
     expect(carol.page.locator(".pledge")).to_contain_text("confidential")
@@ -133,17 +179,41 @@ def test_browser_and_cli_members_share_a_forum(
     carol.page.get_by_role("button", name="Accept and sign the pledge").click()
     expect(carol.page.get_by_role("status").filter(has_text="Accepted")).to_be_visible()
 
-    # Alice's open page wakes on the accepts and commits the admission epoch (a duty).
+    # Alice's open page wakes on the accept and commits the admission epoch (a duty).
     alice.forum_tab(forum, "members")
-    for handle in ("@bob", "@carol"):
-        row = alice.page.locator(f'[data-member^="{handle}:"]')
-        expect(row.locator(".tag").first).to_have_text("active", timeout=TIMEOUT)
+    expect(alice.page.locator('[data-member^="@carol:"] .tag').first).to_have_text("active")
     state = bob.reported_state(forum)
     assert {m["member"] for m in state["members"] if m["status"] == "active"} == {
-        f"@alice:{node.name}", bob.member, f"@carol:{node.name}"
+        f"@alice:{node.name}", bob.member, carol_id
     }
     alice.shot("members")
 
+    # Dave works at Acme, like Alice: the conflict check blocks him though the vote passed.
+    dave = MemberClient.enroll(tmp_path / "dave", node.url, add_member(node, "dave", "Acme")).member
+    alice.forum_tab(forum, "admission")
+    alice.nominate(dave)
+    card = alice.motion(dave)
+    expect(card.locator(".conflicts")).to_contain_text("already in the forum from Acme")
+    alice.vote(dave, "yes")
+    vote(bob, forum, "nominate", dave, True)
+    expect(card.locator(".tally")).to_contain_text("passed")
+    expect(card).to_contain_text("Blocked by the conflict check")
+    assert bob.sync(forum)["blocked"][0]["subject"] == dave
+    assert dave not in bob.view(forum).invitations
+    alice.shot("conflict")
+
+    # An invitation that names no passing nomination: Erin accepts it, but no member's
+    # client seals an epoch to her — Alice's browser refuses and says why.
+    erin = MemberClient.enroll(tmp_path / "erin", node.url, add_member(node, "erin", "Hooli"))
+    charter = bob.view(forum).charter
+    bob.issue_invite(forum, erin.member, {"forum_name": FORUM_NAME, "charter": charter,
+                                          "pledge": charter["pledge"], "note": "",
+                                          "pledge_hash": pledge_hash(charter)})  # fmt: skip
+    erin.accept(forum)
+    alice.forum_tab(forum, "admission")
+    expect(alice.page.locator("#refused")).to_contain_text("names no nomination")
+    assert erin.member not in {m["member"] for m in bob.reported_state(forum)["members"]
+                               if m["status"] == "active"}  # fmt: skip
     # Both directions: the browser opens the library's post, the library the browser's.
     bob.post(forum, BOB_TEXT)
     alice.forum_tab(forum, "stream")
@@ -159,10 +229,18 @@ def test_browser_and_cli_members_share_a_forum(
     carol.forum_tab(forum, "stream")
     expect(carol.page.locator("#posts")).to_contain_text(ALICE_TEXT)
 
-    # Removal: Alice's browser removes Carol and re-keys; a later post is sealed past her.
+    # Removal by motion: 2/3 of the members other than Carol; Alice's browser and Bob's
+    # library vote, and a client carries it out with a new epoch sealed past Carol.
     alice.forum_tab(forum, "members")
-    alice.page.get_by_role("button", name=f"Remove @carol:{node.name}").click()
-    expect(alice.page.locator(f'[data-member^="@carol:"] .tag').first).to_have_text("removed")
+    alice.page.get_by_text("Propose a removal").click()
+    alice.page.get_by_label("Member", exact=True).select_option(carol_id)
+    alice.page.get_by_label("Reason").fill("stopped attending")
+    alice.page.get_by_role("button", name="Propose removal").click()
+    alice.forum_tab(forum, "admission")
+    alice.vote(carol_id, "yes", kind="remove")
+    vote(bob, forum, "remove", carol_id, True, "agreed")
+    alice.forum_tab(forum, "members")
+    expect(alice.page.locator('[data-member^="@carol:"] .tag').first).to_have_text("removed")
     alice.forum_tab(forum, "notices")
     expect(alice.page.locator("#notices")).to_contain_text("removed @carol")
     alice.shot("notices")

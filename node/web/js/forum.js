@@ -1,7 +1,7 @@
 // The forum on the member's device (port of cli/member/client.py, roster.py, sealing.py):
 // the browser's own fold of the hub-signed log, epoch secrets opened from it, content
-// sealed and opened here, and the client duties — committing a new epoch after an
-// admission, removal or leave, sealed to exactly the verified roster.
+// sealed and opened here; the client duties (duties.js) commit epochs sealed to exactly
+// the verified roster and admit only candidates whose nomination passed.
 //
 // The node is never asked who is in a forum. The roster comes from rules.js folding
 // entries whose hub signatures, chain and author signatures this page checked with node
@@ -18,9 +18,10 @@ import { openInvitation, sealInvitation } from "./invitation.js";
 import { buildEvent, entryFromBytes, makeForumId, VERSION } from "./log.js";
 import { ACTIVE, CONTENT_TYPES, applyEntry } from "./rules.js";
 import { epochSecrets, getEpochSecret, saveEpochSecret } from "./store.js";
+import { runDuties } from "./duties.js";
+import { foldView } from "./view.js";
 
 const PAGE = 500;
-const COMMIT_RETRIES = 3;
 const ATTESTED_IN = { "forum.create": "author", "device.add": "author", "member.invite": "candidate" };
 const CLEAR_FIELDS = {
   "forum.create": ["hub"], "member.invite": ["candidate"], "member.remove": ["subject"],
@@ -61,6 +62,24 @@ export async function verifiedAttestation(obj, member, nodeKeys) {
   } catch {
     return null;
   }
+}
+
+/** {member: {org, industry?, title?}} from every attestation that verifies here: those of
+ *  node-enforced bodies and `extra` ones (a nomination carries the candidate's). The
+ *  conflict check rests on these, never on what a nominator typed. */
+export async function attestedProfiles(entries, nodeKeys, extra = []) {
+  const out = {};
+  const take = async (obj, member) => {
+    const att = await verifiedAttestation(obj, member, nodeKeys);
+    if (att) out[att.member] = { org: att.org, ...(att.industry ? { industry: att.industry } : {}), ...(att.title ? { title: att.title } : {}) };
+  };
+  for (const entry of entries) {
+    const ev = entry.signedEvent;
+    const who = ATTESTED_IN[ev.type];
+    if (who) await take(ev.body.attestation, who === "author" ? ev.author : ev.body.candidate);
+  }
+  for (const obj of extra) await take(obj, obj.member);
+  return out;
 }
 
 /** Active members' devices, plus those of the candidates this commit admits. */
@@ -234,42 +253,46 @@ export class ForumClient {
 
   // ------------------------------------------------------------------ duties
 
-  /** Open what is sealed to us; commit a new epoch when one is due (admission, removal).
-   *  A call while one runs joins it: two commits at once would race for the same epoch. */
+  /** Carry out what the forum's record makes due (duties.js): removals that passed, a
+   *  new epoch, invitations, amendments, our pledge. A call while one runs joins it: two
+   *  commits at once would race for the same epoch. */
   sync(forum) {
-    if (!this.syncing.has(forum)) this.syncing.set(forum, this.commitDue(forum).finally(() => this.syncing.delete(forum)));
+    if (!this.syncing.has(forum)) this.syncing.set(forum, runDuties(this, forum).finally(() => this.syncing.delete(forum)));
     return this.syncing.get(forum);
   }
 
-  async commitDue(forum) {
-    for (let i = 0; i < COMMIT_RETRIES; i++) {
-      const { state, entries } = await this.verified(forum);
-      const me = state.members[this.member];
-      const admit = Object.values(state.invitations).filter((inv) => inv.accepted).map((inv) => inv.candidate).sort();
-      if (!me || me.status !== ACTIVE || !(state.epochRequired || admit.length)) {
-        return { forum, epoch: state.epoch, committed: false, admitted: [] };
-      }
-      compareReported(await this.session.reportedState(forum), state);
-      const keys = sealingKeys(rosterAfter(state, admit), await attestedDevices(entries, this.lookup));
-      const epoch = state.epoch + 1;
-      const secrets = await sealEpoch(newEpochSecret(), { forum, epoch, recipients: keys });
-      const ev = await this.event(forum, "epoch.commit", state.epoch, { epoch, admit, secrets });
-      try {
-        await this.submit(ev);
-      } catch (err) {
-        if (err.code === "rules.stale_epoch" || err.code === "rules.no_invitation") continue; // another member was first
-        throw err;
-      }
-      const after = await this.verified(forum); // the log, not our memory, says what the epoch is
-      return { forum, epoch: after.state.epoch, committed: true, admitted: admit };
+  /** Commit a new epoch admitting `admit`, sealed to exactly the verified roster (no
+   *  ghosts); false when another member committed first. */
+  async commitEpoch(forum, admit) {
+    const { state, entries } = await this.verified(forum);
+    compareReported(await this.session.reportedState(forum), state);
+    const keys = sealingKeys(rosterAfter(state, admit), await attestedDevices(entries, this.lookup));
+    const epoch = state.epoch + 1;
+    const secrets = await sealEpoch(newEpochSecret(), { forum, epoch, recipients: keys });
+    const ev = await this.event(forum, "epoch.commit", state.epoch, { epoch, admit, secrets });
+    try {
+      await this.submit(ev);
+    } catch (err) {
+      if (err.code === "rules.stale_epoch" || err.code === "rules.no_invitation") return false; // another member was first
+      throw err;
     }
-    throw new ApiError("rules.stale_epoch", "the epoch kept moving; try again");
+    await this.verified(forum); // the log, not our memory, says what the epoch is
+    return true;
+  }
+
+  /** The member view (view.js) over what this device opens, with attested profiles. */
+  async view(forum) {
+    const { state, entries } = await this.verified(forum);
+    const items = await this.items(forum, entries);
+    const extra = items.filter((i) => i.type === "motion" && i.body?.attestation && typeof i.body.attestation === "object").map((i) => i.body.attestation);
+    const profiles = await attestedProfiles(entries, this.lookup, extra);
+    return { state, entries, view: await foldView(forum, this.member, items, Date.now(), profiles) };
   }
 
   /** Seal `content` as a `type` entry under the current epoch (duties first). */
-  async content(forum, type, content, { expires } = {}) {
+  async content(forum, type, content, { expires, duties = true } = {}) {
     let { state } = await this.verified(forum);
-    if (state.epochRequired || Object.values(state.invitations).some((i) => i.accepted)) {
+    if (duties && (state.epochRequired || Object.values(state.invitations).some((i) => i.accepted))) {
       await this.sync(forum);
       ({ state } = await this.verified(forum));
     }
@@ -289,20 +312,20 @@ export class ForumClient {
     const forum = makeForumId(crypto.getRandomValues(new Uint8Array(16)), this.node);
     const { obj } = await this.attestation(this.member);
     await this.submit(await this.event(forum, "forum.create", 0, { hub: this.node, attestation: obj }));
-    await this.sync(forum);
+    await this.commitEpoch(forum, []);
     const charter = defaultCharter();
-    await this.content(forum, "charter", { name: name || "", charter });
-    await this.content(forum, "pledge", { pledge_hash: await pledgeHash(charter) });
+    await this.content(forum, "charter", { name: name || "", charter }, { duties: false });
+    await this.content(forum, "pledge", { pledge_hash: await pledgeHash(charter) }, { duties: false });
     return forum;
   }
 
-  /** member.invite with the charter and pledge sealed to the candidate and the members. */
-  async invite(forum, candidate, { note = "", name = "", charter = defaultCharter() } = {}) {
+  /** member.invite with `envelope` (charter, pledge, nomination) sealed to the
+   *  candidate's attested devices and the members' (cli/member issue_invite). */
+  async invite(forum, candidate, envelope) {
     const { state, entries } = await this.verified(forum);
     const { obj, att } = await this.attestation(candidate);
     const members = sealingKeys(rosterAfter(state, []), await attestedDevices(entries, this.lookup));
     const recipients = [...att.devices.map((d) => d.agree), ...members];
-    const envelope = { forum_name: name, charter, pledge: charter.pledge, pledge_hash: await pledgeHash(charter), note };
     const ev = await this.event(forum, "member.invite", state.epoch, async (header) => ({
       candidate, attestation: obj, sealed: await sealInvitation(envelope, { header, forum, recipients }),
     }));
@@ -340,19 +363,23 @@ export class ForumClient {
     return b64u(ev.eventId);
   }
 
-  /** member.remove with the reason sealed under the current epoch; duties then re-key. */
-  async remove(forum, subject, reason = "") {
+  /** member.remove carrying the motion that passed and its reason, sealed under the
+   *  current epoch (a duty: duties.js calls it, then re-keys). */
+  async remove(forum, subject, sealed) {
     const { state } = await this.verified(forum);
     const secret = await getEpochSecret(this.member, forum, state.epoch);
     const ev = await this.event(forum, "member.remove", state.epoch, async (header) => ({
-      subject, sealed: await sealContentMap(secret, { header, body: { reason }, nonce: newContentNonce() }),
+      subject, sealed: await sealContentMap(secret, { header, body: sealed, nonce: newContentNonce() }),
     }));
     await this.submit(ev);
-    return this.sync(forum);
+    return b64u(ev.eventId);
   }
 
+  /** Leave: the remaining members' duties re-key without us. */
   async leave(forum) {
     const { state } = await this.verified(forum);
-    await this.submit(await this.event(forum, "member.leave", state.epoch, {}));
+    const ev = await this.event(forum, "member.leave", state.epoch, {});
+    await this.submit(ev);
+    return b64u(ev.eventId);
   }
 }

@@ -3,11 +3,15 @@
 // member-enforced rules: an attendance mark from a non-moderator or a rating by someone
 // other than the presenter is set aside in `ignored`, never applied.
 //
-// Not ported yet (specs/web.md, "Left"): motions and votes with their tallies,
-// nominations and conflict checks, charter amendments; so `alerts` here carry only what
-// needs no tally — a removal, a pledge not yet signed.
+// Governance (charters, motions, votes, intakes, pledges, admissibility) lives in
+// governance.js; the reports of cli/member/reports.py in reports.js. Admissions and
+// removals the node applied without a passing motion are raised in `alerts` for all.
 
 import { defaultCharter } from "./charter.js";
+import { GOVERNANCE, active, admissible, closeMotions, isModerator, tallyOf } from "./governance.js";
+import { attendanceAlerts } from "./reports.js";
+
+export { active, isModerator };
 
 export const SURVEY_MIN = 5; // aggregates only, from at least this many answers
 export const STATUSES = ["present", "late", "excused", "absent"];
@@ -16,17 +20,15 @@ const CHECKINS = ["done", "missed", "renegotiated"];
 const CONTRIBUTIONS = new Set(["post", "reply", "update", "dilemma", "response", "rsvp", "commitment", "checkin", "parking", "resource"]);
 const str = (v) => (v === undefined || v === null ? "" : String(v));
 
-export function emptyView(forum, me, now) {
+export function emptyView(forum, me, now, profiles = {}) {
   return {
-    forum, me, now, name: "", charter: defaultCharter(), charterSeq: 0, creator: "",
+    forum, me, now, name: "", charter: defaultCharter(), charterSeq: 0, creator: "", profiles, motions: {}, intakes: {},
     status: {}, roles: {}, admittedSeq: {}, invitations: {}, pledges: {}, meetings: {}, rsvps: {},
     attendance: {}, agendas: {}, updates: [], dilemmas: {}, parking: {}, commitments: {}, resources: [],
     surveys: {}, posts: [], contributions: {}, unreadable: 0, ignored: [], alerts: [], notices: [],
   };
 }
 
-export const active = (v) => Object.keys(v.status).filter((m) => v.status[m] === "active").sort();
-export const isModerator = (v, m) => v.status[m] === "active" && (v.roles[m] ?? []).includes("moderator");
 
 // ---------------------------------------------------------------------------- node-enforced
 
@@ -36,14 +38,26 @@ const NODE = {
     [v.status[it.author], v.roles[it.author], v.admittedSeq[it.author]] = ["active", ["moderator"], 0];
   },
   "member.invite": (v, it, b) => {
-    v.invitations[str(b.candidate)] = { invite: it.event, by: it.author, seq: it.seq, accepted: false, envelope: b.sealed ?? null };
+    const cand = str(b.candidate);
+    const env = b.sealed ?? null;
+    v.invitations[cand] = { invite: it.event, by: it.author, seq: it.seq, accepted: false, envelope: env };
+    if (!env || typeof env !== "object") return;
+    // The charter entry was sealed before we were admitted: the one we accepted with is
+    // our charter; later changes still need a passing amendment (charterSeq is set).
+    if (cand === v.me && env.charter && typeof env.charter === "object" && (v.charterSeq === 0 || v.status[v.me] !== "active")) {
+      [v.charter, v.charterSeq, v.name] = [env.charter, it.seq, str(env.forum_name ?? v.name)];
+    }
+    const m = v.motions[str(env.motion)];
+    if (m && m.subject === cand && m.status !== "carried") [m.status, m.carriedSeq] = ["carried", it.seq];
   },
   "member.accept": (v, it, b) => {
     const inv = v.invitations[it.author];
     if (inv && inv.invite === b.invite) inv.accepted = true;
   },
-  "epoch.commit": (v, it, b) => {
+  "epoch.commit": async (v, it, b) => {
     for (const c of b.admit ?? []) {
+      const why = await admissible(v, c);
+      if (why) v.alerts.push({ to: "all", kind: "unauthorized_admission", member: c, seq: it.seq, text: `${c} was admitted by ${it.author}: ${why}` });
       [v.status[c], v.roles[c], v.admittedSeq[c]] = ["active", [], it.seq];
       delete v.invitations[c];
     }
@@ -55,6 +69,11 @@ const NODE = {
       delete v.invitations[subject]; // a withdrawn invitation
       return;
     }
+    const sealed = b.sealed && typeof b.sealed === "object" ? b.sealed : {};
+    const m = v.motions[str(sealed.motion)];
+    if (!m || m.kind !== "remove" || m.subject !== subject || !tallyOf(v, m).passed) {
+      v.alerts.push({ to: "all", kind: "unauthorized_removal", member: subject, seq: it.seq, text: `${it.author} removed ${subject} without a passing motion` });
+    } else if (m.status !== "carried") [m.status, m.carriedSeq] = ["carried", it.seq];
     [v.status[subject], v.roles[subject]] = ["removed", []];
     const reason = b.sealed?.reason ? `: ${b.sealed.reason}` : "";
     v.notices.push({ kind: "removal", seq: it.seq, ts: it.ts, member: subject, text: `${it.author} removed ${subject}${reason}` });
@@ -76,18 +95,6 @@ const score = (b) => {
 };
 
 const AREAS = {
-  charter: (v, it, b) => {
-    if ("name" in b && it.author === v.creator && !v.name) v.name = str(b.name);
-    if (!("charter" in b)) return null;
-    if (v.charterSeq === 0 && it.author === v.creator) {
-      [v.charter, v.charterSeq] = [b.charter, it.seq];
-      return null;
-    }
-    return "a charter change needs an amendment motion (not shown in the web client yet)";
-  },
-  pledge: (v, it) => {
-    v.pledges[it.author] = { seq: it.seq, ts: it.ts, event: it.event };
-  },
   meeting: (v, it, b) => {
     if (!isModerator(v, it.author)) return "only a moderator schedules meetings";
     for (const m of b.meetings ?? []) v.meetings[str(m.id)] = { id: str(m.id), start: str(m.start), hours: Number(m.hours), title: str(m.title), timezone: str(m.timezone) };
@@ -166,22 +173,26 @@ const AREAS = {
 };
 AREAS.reply = AREAS.post;
 
-/** Fold items (forum.js ForumClient.items) into the view; no I/O, no clock but `now`. */
-export function foldView(forum, me, items, now) {
-  const v = emptyView(forum, me, now);
+/** Fold items (forum.js ForumClient.items) into the view; no I/O, no clock but `now`.
+ *  `profiles` are the attested {org, industry?, title?} of everyone the log names. */
+export async function foldView(forum, me, items, now, profiles = {}) {
+  const v = emptyView(forum, me, now, profiles);
   for (const it of [...items].sort((a, b) => a.seq - b.seq)) {
     if (it.body === null) {
       v.unreadable += 1;
       v.posts.push({ event: it.event, seq: it.seq, author: it.author, ts: it.ts, type: it.type, unreadable: true });
       continue;
     }
-    const apply = NODE[it.type] ?? AREAS[it.type];
-    const why = apply ? apply(v, it, it.body) : null;
+    const apply = NODE[it.type] ?? GOVERNANCE[it.type] ?? AREAS[it.type];
+    const why = apply ? await apply(v, it, it.body) : null;
     if (why) v.ignored.push({ seq: it.seq, type: it.type, author: it.author, why });
     if (CONTRIBUTIONS.has(it.type)) (v.contributions[it.author] ??= []).push(it.ts);
   }
-  for (const m of active(v)) {
-    if (!v.pledges[m]) v.alerts.push({ kind: "pledge_pending", member: m, text: `${m} has not signed the pledge in the forum yet` });
+  closeMotions(v);
+  v.alerts.push(...attendanceAlerts(v));
+  const since = v.admittedSeq[me] ?? 0;
+  for (const m of active(v)) { // only those admitted while we could read the forum
+    if (!v.pledges[m] && (v.admittedSeq[m] ?? 0) >= since) v.alerts.push({ to: "all", kind: "pledge_pending", member: m, text: `${m} has not signed the pledge in the forum yet` });
   }
   return v;
 }
@@ -211,6 +222,9 @@ export function surveyResults(v, round) {
   out.comments = answers.map((a) => a.text).filter(Boolean).sort();
   return out;
 }
+
+/** Alerts this member should see: moderators see those addressed to moderators too. */
+export const alertsFor = (v, member) => v.alerts.filter((a) => a.to === "all" || isModerator(v, member));
 
 /** Organizations of the active members (from attestations verified in forum.js). */
 export function composition(v, orgs) {

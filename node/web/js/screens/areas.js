@@ -3,6 +3,8 @@
 // those of cli/member/areas.py, so a CLI member and a browser member see the same forum.
 
 import { field, form, h, section, who } from "../ui.js";
+import { attend } from "../actions.js";
+import { attendanceAlerts, quietMembers, toIcal } from "../reports.js";
 import { RSVP, STATUSES, active, isModerator, parkingRanked, surveyResults, SURVEY_MIN } from "../view.js";
 
 const none = (text) => h("p", { class: "muted" }, text);
@@ -28,20 +30,51 @@ function meetingCard(d, ctx, forum, refresh, m) {
     Object.keys(v.attendance[m.id] ?? {}).length ? h("p", {}, "Attendance: ", Object.entries(v.attendance[m.id]).map(([k, s]) => `${k.split(":")[0]} ${s}`).join(" · ")) : null);
 }
 
+/** The .ics is built here and handed over as a blob: meeting titles never reach the node. */
+function downloadIcal(d) {
+  const blob = new Blob([toIcal(d.view.name, Object.values(d.view.meetings), d.forum)], { type: "text/calendar" });
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: `${(d.view.name || "forum").replace(/[^\w.-]+/g, "-")}.ics` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 function attendanceForm(d, ctx, forum, refresh, m) {
   const memberSel = select("member", active(d.view));
   const status = select("status", STATUSES);
   return form({ class: "inline", "aria-label": `Record attendance for ${m.id}` }, [field("Member", memberSel), field("Status", status), h("button", { type: "submit" }, "Record")], async () => {
-    await ctx.client.content(forum, "attendance", { meeting: m.id, member: memberSel.value, status: status.value });
+    await attend(ctx.client, forum, m.id, memberSel.value, status.value);
     await refresh();
   });
+}
+
+/** A ranked topic: score it (a `vote` replaces this member's earlier scores) or close it. */
+function parkingRow(d, ctx, refresh, r) {
+  const imp = num("importance", 1, 5);
+  const urg = num("urgency", 1, 5);
+  const send = (body) => async () => {
+    await ctx.client.content(d.forum, "parking", { item: r.item, ...body });
+    await refresh();
+  };
+  return h("li", { class: "row", dataset: { item: r.item } }, h("span", {}, r.title),
+    h("span", { class: "muted score" }, `importance ${r.importance.toFixed(1)} × urgency ${r.urgency.toFixed(1)} · ${r.votes} vote(s)`),
+    h("div", { class: "row", role: "group", "aria-label": `Score ${r.title}` }, field("Importance", imp), field("Urgency", urg),
+      h("button", { type: "button", onclick: () => send({ action: "vote", importance: Number(imp.value), urgency: Number(urg.value) })() }, "Vote")),
+    h("button", { type: "button", "aria-label": `Close ${r.title}`, onclick: send({ action: "close" }) }, "Close"));
 }
 
 export const AREA_TABS = {
   meetings: {
     render: (d, ctx, refresh) => {
       const ms = Object.values(d.view.meetings).sort((a, b) => a.start.localeCompare(b.start));
-      return [section("Meetings", ms.length ? h("ul", { class: "list" }, ms.map((m) => meetingCard(d, ctx, d.forum, refresh, m))) : none("No meetings scheduled."))];
+      const alerts = isModerator(d.view, d.me) ? attendanceAlerts(d.view) : [];
+      return [
+        alerts.length ? h("div", { class: "notice warn", role: "status", id: "attendance-alerts" }, alerts.map((a) => h("p", {}, a.text))) : null,
+        section("Meetings", ms.length ? h("ul", { class: "list" }, ms.map((m) => meetingCard(d, ctx, d.forum, refresh, m))) : none("No meetings scheduled."),
+          ms.length ? h("button", { type: "button", onclick: () => downloadIcal(d) }, "Download calendar (.ics)") : null),
+      ].filter(Boolean);
     },
     forms: (ctx, forum, refresh, data) => {
       if (!isModerator(data().view, ctx.account.member)) return [];
@@ -78,9 +111,9 @@ export const AREA_TABS = {
     },
   },
   parking: {
-    render: (d) => {
+    render: (d, ctx, refresh) => {
       const rows = parkingRanked(d.view);
-      return [section("Parking lot (ranked)", rows.length ? h("ol", { class: "list" }, rows.map((r) => h("li", { class: "row" }, h("span", {}, r.title), h("span", { class: "muted" }, `importance ${r.importance.toFixed(1)} × urgency ${r.urgency.toFixed(1)} · ${r.votes} vote(s)`)))) : none("The parking lot is empty."))];
+      return [section("Parking lot (ranked)", rows.length ? h("ol", { class: "list", id: "parking" }, rows.map((r) => parkingRow(d, ctx, refresh, r))) : none("The parking lot is empty."))];
     },
     forms: (ctx, forum, refresh) => {
       const title = h("input", { name: "topic", required: true });
@@ -113,13 +146,17 @@ export const AREA_TABS = {
       const v = d.view;
       const rounds = Object.keys(v.surveys).sort();
       const res = rounds.length ? surveyResults(v, rounds.at(-1)) : null;
-      const quiet = active(v).filter((m) => !(v.contributions[m] ?? []).length);
+      const quiet = quietMembers(v, 3);
+      const alerts = isModerator(v, d.me) ? attendanceAlerts(v) : [];
       return [
         section("Survey", !res ? none("No survey answers yet.") : res.shown
           ? h("div", {}, h("p", {}, `Round ${res.round}: ${res.answers} answers, mean ${res.mean.toFixed(1)}, median ${res.median}`), h("ul", {}, res.comments.map((c) => h("li", {}, c))))
           : h("p", {}, `Round ${res.round}: ${res.answers} answer(s). Results appear from ${SURVEY_MIN} answers, so no one's answer can be singled out.`)),
         section("Engagement", h("p", {}, `${active(v).length} active members · ${Object.values(v.commitments).filter((c) => c.status === "open").length} open commitments`),
-          quiet.length ? h("p", {}, `Not yet contributing: ${quiet.map((m) => m.split(":")[0]).join(", ")}`) : null,
+          h("p", { id: "newsletter" }, quiet.since === null
+            ? `The newsletter effect is measured over the last ${quiet.meetingsBack} meetings held (${quiet.held} so far).`
+            : quiet.quiet.length ? `Read but did not contribute since ${quiet.since}: ${quiet.quiet.map((m) => m.split(":")[0]).join(", ")}` : `Everyone contributed since ${quiet.since}.`),
+          alerts.length ? h("ul", { id: "health-alerts" }, alerts.map((a) => h("li", {}, a.text))) : null,
           h("p", {}, `Pledges pending: ${active(v).filter((m) => !v.pledges[m]).map((m) => m.split(":")[0]).join(", ") || "none"}`)),
       ];
     },

@@ -5,8 +5,12 @@
 // admission, removal or leave — so nothing is sealed to an epoch a removed device holds.
 
 import { field, form, h, section, time, who, describe } from "../ui.js";
-import { foldView, active, isModerator, composition } from "../view.js";
+import { rate } from "../actions.js";
+import { active, alertsFor } from "../view.js";
+import { GOVERNANCE_TABS } from "./admission.js";
 import { AREA_TABS } from "./areas.js";
+
+const TAB_DEFS = { ...GOVERNANCE_TABS, ...AREA_TABS };
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -16,22 +20,20 @@ const TABS = [
   ["health", "Health"], ["notices", "Notices"],
 ];
 
-/** Everything a tab renders from: the verified state, the member view, the node's report. */
+/** Everything a tab renders from: the verified state, the member view, the node's report.
+ *  An active member's duties run first (duties.js), so what is due is done before the
+ *  page shows the forum, and nothing is sealed to an epoch a removed device holds. */
 async function load(ctx, forum, reported) {
-  let { state, entries } = await ctx.client.verified(forum);
-  const due = state.members[ctx.account.member]?.status === "active" &&
-    (state.epochRequired || Object.values(state.invitations).some((i) => i.accepted));
+  let duties = null;
   let dutyError = null;
-  if (due) {
-    try {
-      await ctx.client.sync(forum);
-    } catch (err) {
-      dutyError = err; // e.g. a ghost on the roster: refuse, and say so
-    }
-    ({ state, entries } = await ctx.client.verified(forum));
+  try {
+    duties = await ctx.client.sync(forum); // returns at once for a member no longer active
+  } catch (err) {
+    if (err.code === "api.forbidden") throw err; // removed: the node refuses the forum
+    dutyError = err; // e.g. a ghost on the roster: refuse, and say so
   }
-  const view = foldView(forum, ctx.account.member, await ctx.client.items(forum, entries), Date.now());
-  return { forum, state, view, reported, dutyError, me: ctx.account.member };
+  const { state, view } = duties?.current ?? await ctx.client.view(forum);
+  return { forum, state, view, reported, dutyError, duties, me: ctx.account.member };
 }
 
 export async function forumScreen(ctx, forum, tab, signal) {
@@ -41,7 +43,7 @@ export async function forumScreen(ctx, forum, tab, signal) {
   const tabDef = TABS.find(([id]) => id === tab) ? tab : "stream";
   const render = () => {
     banner.replaceChildren(...banners(data));
-    region.replaceChildren(...(RENDER[tabDef] ?? AREA_TABS[tabDef].render)(data, ctx, refresh));
+    region.replaceChildren(...(RENDER[tabDef] ?? TAB_DEFS[tabDef].render)(data, ctx, refresh));
   };
   // The node's own view (cleartext state) only tells whether the forum is frozen; asked
   // once per screen, since every member request counts against the node's rate limit.
@@ -70,7 +72,7 @@ export async function forumScreen(ctx, forum, tab, signal) {
     if (err.code === "api.forbidden") return removedScreen(ctx, forum);
     throw err;
   }
-  const forms = (FORMS[tabDef] ?? AREA_TABS[tabDef]?.forms)?.(ctx, forum, refresh, () => data) ?? [];
+  const forms = (FORMS[tabDef] ?? TAB_DEFS[tabDef]?.forms)?.(ctx, forum, refresh, () => data) ?? [];
   render(); // after the forms: rendered items hook into them (reply, respond, remove)
   poll(ctx, forum, signal, refresh, banner);
   const tabs = h("nav", { class: "tabs", "aria-label": "Forum sections" }, TABS.map(([id, label]) =>
@@ -140,35 +142,16 @@ const RENDER = {
         h("h4", {}, x.issue), h("p", {}, "Why it matters: ", x.why), h("p", {}, "The decision: ", x.decision), h("p", {}, "The ask: ", x.ask),
         h("p", { class: "meta" }, "presented by ", who(x.author), x.helpful === null ? "" : x.helpful ? " · found it helpful" : " · did not find it helpful"),
         h("ul", {}, x.responses.map((r) => h("li", {}, who(r.author), `: ${r.text}`))),
+        x.author === d.me ? rateButtons(x) : null,
         responseForm(x)))) : h("p", { class: "muted" }, "No dilemmas.")),
     ];
-  },
-  members(d) {
-    const s = d.state;
-    const orgs = Object.fromEntries(Object.values(s.members).map((m) => [m.id, m.org]));
-    const comp = composition(d.view, orgs);
-    const mod = isModerator(d.view, d.me);
-    return [
-      section("Members", h("ul", { class: "list", id: "members" }, Object.values(s.members).map((m) => h("li", { class: "row", dataset: { member: m.id } },
-        who(m.id), h("span", {}, m.org), h("span", { class: "tag" }, m.status), m.roles.length ? h("span", { class: "tag" }, m.roles.join(", ")) : null,
-        h("span", { class: "muted" }, `${Object.keys(m.devices).length} device(s)`),
-        mod && m.status === "active" && m.id !== d.me ? removeButton(m.id) : null)))),
-      section("Composition", h("p", {}, `${comp.members} active members; at most ${comp.maxPerOrg} per organization.`),
-        h("ul", {}, Object.entries(comp.organizations).map(([o, n]) => h("li", {}, `${o}: ${n}`))),
-        comp.overLimit.length ? h("p", { class: "notice warn" }, `Over the charter's limit: ${comp.overLimit.join(", ")}`) : null),
-    ];
-  },
-  admission(d) {
-    const inv = Object.values(d.state.invitations);
-    return [section("Invitations", inv.length ? h("ul", { class: "list", id: "invitations" }, inv.map((i) => h("li", { class: "row" }, who(i.candidate), h("span", {}, i.org),
-      h("span", { class: "tag" }, i.accepted ? "accepted — admitted at the next epoch" : "waiting for the candidate")))) : h("p", { class: "muted" }, "No open invitations."))];
   },
   notices(d) {
     const v = d.view;
     const all = [...v.notices].reverse();
     return [
       section("Notices", all.length ? h("ul", { class: "list", id: "notices" }, all.map((n) => h("li", { class: `notice-item ${n.kind}` }, h("span", { class: "muted" }, time(n.ts)), " ", n.text))) : h("p", { class: "muted" }, "Nothing yet.")),
-      section("Alerts", v.alerts.length ? h("ul", { class: "list" }, v.alerts.map((a) => h("li", {}, a.text))) : h("p", { class: "muted" }, "None.")),
+      section("Alerts", alertsFor(v, d.me).length ? h("ul", { class: "list", id: "alerts" }, alertsFor(v, d.me).map((a) => h("li", { class: `alert ${a.kind}` }, a.text))) : h("p", { class: "muted" }, "None.")),
       v.ignored.length ? section("Set aside (broke a member-enforced rule)", h("ul", {}, v.ignored.map((x) => h("li", {}, `#${x.seq} ${x.type} by ${x.author}: ${x.why}`)))) : null,
       v.unreadable ? h("p", { class: "muted" }, `${v.unreadable} entries are sealed under epochs this device never held (from before you joined).`) : null,
     ].filter(Boolean);
@@ -178,7 +161,7 @@ const RENDER = {
 // The stream's forms are built once; these hooks let rendered items reach them.
 let replyHook = null;
 let responseForm = () => null;
-let removeButton = () => null;
+let rateButtons = () => null;
 
 const FORMS = {
   stream(ctx, forum, refresh) {
@@ -197,6 +180,12 @@ const FORMS = {
         await refresh();
       });
     };
+    // The presenter says whether the responses helped (a `rating`; others' are set aside).
+    rateButtons = (x) => h("div", { class: "row", role: "group", "aria-label": `Rate the responses to ${x.issue}` }, "Were the responses helpful? ",
+      [[true, "Helpful"], [false, "Not helpful"]].map(([yes, label]) => h("button", { type: "button", "aria-pressed": x.helpful === yes ? "true" : "false", onclick: async () => {
+        await rate(ctx.client, forum, x.dilemma, yes);
+        await refresh();
+      } }, label)));
     const fields = Object.fromEntries(["issue", "why", "decision", "ask"].map((k) => [k, h("input", { name: k, required: true })]));
     const update = h("input", { name: "update", required: true });
     return [
@@ -219,27 +208,5 @@ const FORMS = {
         await refresh();
       })),
     ];
-  },
-  members(ctx, forum, refresh) {
-    removeButton = (mid) => h("button", { type: "button", class: "danger", "aria-label": `Remove ${mid}`, onclick: async (ev) => {
-      ev.target.disabled = true;
-      ev.target.textContent = "Removing…";
-      await ctx.client.remove(forum, mid, "removed by the moderator");
-      await refresh();
-    } }, "Remove");
-    return [];
-  },
-  admission(ctx, forum, refresh, data) {
-    const candidate = h("input", { name: "candidate", required: true, placeholder: "@handle:node.example", autocomplete: "off" });
-    const note = h("input", { name: "note" });
-    return [form({ class: "stack", "aria-label": "Invite a member" }, [
-      field("Member id", candidate, "Their node vouches for them; this browser checks that attestation itself."), field("Note to the candidate", note),
-      h("button", { type: "submit" }, "Invite"),
-    ], async () => {
-      const view = data().view;
-      await ctx.client.invite(forum, candidate.value.trim(), { note: note.value, name: view.name, charter: view.charter });
-      candidate.value = "";
-      await refresh();
-    })];
   },
 };

@@ -3,13 +3,12 @@
 // which accepting signs (member.accept commits to the invitation's id).
 
 import { field, form, h, section, who } from "../ui.js";
-import { foldView } from "../view.js";
 
 const forumLink = (f, name) => h("a", { href: `#/forum/${encodeURIComponent(f)}/stream` }, name || "Unnamed forum");
 
 async function forumName(ctx, forum) {
   try {
-    return foldView(forum, ctx.account.member, await ctx.client.items(forum), Date.now()).name;
+    return (await ctx.client.view(forum)).view.name;
   } catch {
     return "";
   }
