@@ -211,3 +211,21 @@ ENTRY_INVALID = [c for c in LOG["invalid"] if c["kind"] == "entry"]
 @pytest.mark.parametrize("case", ENTRY_INVALID, ids=desc)
 def test_log_invalid_entry(harness: Harness, case: dict[str, Any]) -> None:
     assert harness.call("logInvalidEntry", case)["error"] == case["error"]
+
+
+# ---------------------------------------------------------------------------- rotation §4.4
+
+DESCRIPTOR = load("descriptor.json")
+
+
+@pytest.mark.parametrize("case", DESCRIPTOR["rotation_valid"], ids=desc)
+def test_rotation_valid(harness: Harness, case: dict[str, Any]) -> None:
+    """The browser believes a new node key only through a statement of the pinned one."""
+    arg = {"data": case["data"], "expectedNode": case["expected_node"], "pinned": case["pinned"]}
+    assert harness.ok("rotation", arg) == case["after"]
+
+
+@pytest.mark.parametrize("case", DESCRIPTOR["rotation_invalid"], ids=desc)
+def test_rotation_invalid(harness: Harness, case: dict[str, Any]) -> None:
+    arg = {"data": case["data"], "expectedNode": case["expected_node"], "pinned": case["pinned"]}
+    assert harness.call("rotation", arg)["error"] == case["error"]

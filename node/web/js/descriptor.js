@@ -150,6 +150,46 @@ export async function verifyDescriptor(data, { expectedName, nowMs }) {
   return { name, keys, issued, validUntil, kid };
 }
 
+// ---------------------------------------------------------------------------- rotation
+
+const ROTATION_FIELDS = ["v", "node", "old_kid", "old_key", "new_kid", "new_key", "ts", "kid"];
+
+/** Steps R1-R4 of §4.4 against the key set this browser `pinned` for `expectedNode`:
+ *  the only way a node's new key is believed once an older one is pinned. */
+export async function verifyRotation(data, { expectedNode, pinned }) {
+  const obj = checkFields(loadMap(data, "rotation"), [...ROTATION_FIELDS, "sig", "new_sig"], [], "rotation"); // R1
+  checkVersion(obj, "rotation");
+  const oldKey = await keyed({ kid: obj.old_kid, key: obj.old_key }, "rotation.old");
+  const newKey = await keyed({ kid: obj.new_kid, key: obj.new_key }, "rotation.new");
+  if (kidOf(obj.kid, "rotation.kid") !== oldKey.keyId) throw remote("rotation.invalid", "not signed by the old key");
+  const node = checkNodeName(obj.node);
+  const ts = uint(obj.ts, "rotation.ts");
+  if (oldKey.keyId === newKey.keyId) throw badValue("rotation.new_key", "equals old_key");
+  sigOf(obj.sig, "rotation.sig");
+  sigOf(obj.new_sig, "rotation.new_sig");
+  if (node !== expectedNode) throw remote("rotation.invalid", `statement is for ${node}`); // R2
+  try {
+    if (pinned.keyValidAt(oldKey.keyId, ts).keyId !== oldKey.keyId) throw remote("sig.unknown_key"); // R3
+    const unsigned = {};
+    for (const k of ROTATION_FIELDS) unsigned[k] = obj[k];
+    const message = signingInput("rotation", unsigned);
+    await oldKey.verify(message, obj.sig); // R4
+    await newKey.verify(message, obj.new_sig);
+  } catch (err) {
+    throw remote("rotation.invalid", err.message);
+  }
+  return { node, oldKey, newKey, ts };
+}
+
+/** The pinned set after a verified rotation: the old key retired at its `ts`. */
+export function applyRotation(keys, rot) {
+  let current = keys.current.filter((k) => k.keyId !== rot.oldKey.keyId);
+  let old = keys.old;
+  if (current.length !== keys.current.length) old = [...old, { key: rot.oldKey, expired: rot.ts }];
+  if (!current.some((k) => k.keyId === rot.newKey.keyId)) current = [...current, rot.newKey];
+  return new KeySet(current, old.filter((o) => o.key.keyId !== rot.newKey.keyId));
+}
+
 // ---------------------------------------------------------------------------- attestations
 
 const ATTESTATION_FIELDS = ["v", "node", "member", "org", "devices", "ts", "kid", "sig"];

@@ -10,6 +10,7 @@ import * as group from "/static/js/group.js";
 import * as log from "/static/js/log.js";
 import * as keystore from "/static/js/keystore.js";
 import * as rules from "/static/js/rules.js";
+import * as descriptor from "/static/js/descriptor.js";
 import { ProtocolError } from "/static/js/errors.js";
 
 const { fromHex, toHex } = codec;
@@ -314,6 +315,17 @@ const T = {
     const before = toHex(codec.encode(rules.stateToWire(state)));
     const code = await codeOf(() => rules.applyEntry(state, more.at(-1), opts));
     return { code, unchanged: before === toHex(codec.encode(rules.stateToWire(state))) };
+  }),
+
+  // ------------------------------------------------------------------ key rotation (§4.4)
+  rotation: ({ data, expectedNode, pinned }) => run(async () => {
+    const hexKeys = (list) => list.map((k) => ({ ...k, key: fromHex(k.key) }));
+    const set = await descriptor.KeySet.fromWire({ keys: hexKeys(pinned.keys), old_keys: hexKeys(pinned.old_keys) });
+    const after = descriptor.applyRotation(set, await descriptor.verifyRotation(fromHex(data), { expectedNode, pinned: set }));
+    return {
+      keys: after.current.map((k) => ({ kid: k.keyId, key: toHex(k.raw) })),
+      old_keys: after.old.map((o) => ({ kid: o.key.keyId, key: toHex(o.key.raw), expired: o.expired })),
+    };
   }),
 
   // ------------------------------------------------------------------ keystore (IndexedDB)
