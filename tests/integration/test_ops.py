@@ -85,6 +85,7 @@ def test_online_backup_restores_the_same_node(nodes: Nodes, tmp_path: Path) -> N
 def test_doctor_finds_a_loose_key_and_a_stopped_peer(nodes: Nodes) -> None:
     a, b = nodes.new(), nodes.new()
     peer_up(a, b)
+    peer_up(b, a)  # doctor's signed node.ping needs B to have approved A too
     healthy = run_cli("doctor", "--data", str(a.data), "--json")
     assert healthy.returncode == 0, healthy.stdout
     report = healthy.json()
