@@ -179,7 +179,10 @@ class Bench:
 
     def rss_forums(self) -> None:
         (node,) = init_nodes(self.root, 1, prefix="corpus")
-        self.results["details"]["corpus"] = corpus.build(node.data, node.name, self.p.forums)
+        workers = 1 if self.p.forums < 200 else 2
+        self.results["details"]["corpus"] = corpus.build(
+            node.data, node.name, self.p.forums, workers
+        )
         start_all([node])
         try:
             time.sleep(1.0)

@@ -1,4 +1,4 @@
-"""Real node processes on 127.0.0.1 for the benchmark: init, start, peer, measure, stop.
+"""Real node processes on 127.0.0.1 for the benchmark: create, start, peer, measure, stop.
 
 Each node is ``python -m cli.main serve`` in its own process with a temporary data dir,
 exactly as an operator runs it. The only change to the generated config is the rate
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from node.datadir import init_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
@@ -138,35 +140,11 @@ class Node:
 
 
 def init_nodes(root: Path, count: int, prefix: str = "node") -> list[Node]:
-    """``peerforum init`` for ``count`` nodes at once (each is a CLI process start)."""
+    """New data dirs, with the function ``peerforum init`` calls (``init_data_dir``):
+    the same files, without a CLI process start (~0.7 s of CPU) per node."""
     nodes = [Node(root / f"{prefix}{i}", free_port()) for i in range(count)]
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli.main",
-                "init",
-                "--data",
-                str(n.data),
-                "--name",
-                n.name,
-                "--listen",
-                n.name,
-                "--json",
-            ],
-            cwd=REPO,
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        for n in nodes
-    ]
-    for n, p in zip(nodes, procs, strict=True):
-        out, err = p.communicate(timeout=60)
-        if p.returncode != 0:
-            raise BenchError(f"init {n.name} failed: {err.decode()[-500:]}")
+    for n in nodes:
+        init_data_dir(n.data, n.name, n.name, os.urandom, time.time_ns() // 1_000_000)
         unthrottle(n.data / "config.toml")
     return nodes
 

@@ -122,11 +122,14 @@ def build(data: Path, node: str, forums: int, workers: int = 2) -> dict[str, Any
     """Write ``forums`` formed forums into ``data``'s database; counts and seconds."""
     start = time.monotonic()
     seed = load_keys(data / "node.key").current.seed
-    per = -(-forums // workers)
-    parts = [(i * per, min(per, forums - i * per)) for i in range(workers) if i * per < forums]
-    with ProcessPoolExecutor(len(parts), mp_context=get_context("spawn")) as pool:
-        chunks = pool.map(_forums, *zip(*[(node, seed, a, n) for a, n in parts], strict=True))
-        built = [f for chunk in chunks for f in chunk]
+    if workers <= 1:  # a pool's start-up costs more than a few dozen forums
+        built = _forums(node, seed, 0, forums)
+    else:
+        per = -(-forums // workers)
+        parts = [(i * per, min(per, forums - i * per)) for i in range(workers) if i * per < forums]
+        with ProcessPoolExecutor(len(parts), mp_context=get_context("spawn")) as pool:
+            chunks = pool.map(_forums, *zip(*[(node, seed, a, n) for a, n in parts], strict=True))
+            built = [f for chunk in chunks for f in chunk]
     generated = time.monotonic()
     asyncio.run(_write(data / "node.db", node, built))
     return {"forums": len(built), "entries": sum(len(f[1]) for f in built),
