@@ -32,6 +32,21 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+CLOCK_OFFSET_ENV = "PEERFORUM_CLOCK_OFFSET_MS"
+
+
+def clock_from_env() -> Callable[[], int]:
+    """The wall clock, shifted by ``PEERFORUM_CLOCK_OFFSET_MS`` when set. TEST ONLY: the
+    fault tests run a node "an hour" or "days" later without waiting; every node of such
+    a test gets the same offset, as real clocks would agree. Read here, once, at startup;
+    an operator never sets it (``peerforum doctor`` compares clocks against peers)."""
+    raw = os.environ.get(CLOCK_OFFSET_ENV, "").strip()
+    if not raw:
+        return wall_clock_ms
+    offset = int(raw)
+    return lambda: time.time_ns() // 1_000_000 + offset
+
+
 @dataclass
 class NodeContext:
     data: DataDir

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from .app import make_app
 from .config import ConfigError, NodeConfig
-from .context import NodeContext
+from .context import NodeContext, clock_from_env
 from .datadir import DataDir, NodeLock
 from .identity import NodeIdentity
 from .keystore import load_keys, permission_warning
@@ -40,7 +40,8 @@ def load_context(data: DataDir) -> NodeContext:
     keys = load_keys(data.key)
     identity = NodeIdentity(config.name, config.base_url, keys)
     return NodeContext(
-        data=data, config=config, identity=identity, admin_token=data.read_admin_token()
+        data=data, config=config, identity=identity, admin_token=data.read_admin_token(),
+        clock=clock_from_env(),
     )
 
 
