@@ -7,6 +7,7 @@ import { ApiError } from "./api.js";
 import { conflicts, isModerator } from "./governance.js";
 
 const refuse = (code, message) => new ApiError(code, message);
+const CHECK = { maxAgeMs: 3000 }; // the page folded the log just now: no refetch to check
 
 function mustBeActive(view, me) {
   if (view.status[me] !== "active") throw refuse("rules.not_member", `${me} is not an active member of ${view.forum}`);
@@ -14,7 +15,7 @@ function mustBeActive(view, me) {
 
 /** A nomination carrying the candidate's attestation (verified here) and intake. */
 export async function nominate(client, forum, candidate, { note = "", competitors = [], suppliers = [], reportingLines = [] } = {}) {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   mustBeActive(view, client.member);
   if (view.status[candidate] === "active") throw refuse("rules.already_member", `${candidate} is already a member`);
   const { obj } = await client.attestation(candidate);
@@ -23,7 +24,7 @@ export async function nominate(client, forum, candidate, { note = "", competitor
 }
 
 export async function removeMotion(client, forum, member, reason) {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   mustBeActive(view, client.member);
   if (view.status[member] !== "active") throw refuse("rules.not_member", `${member} is not an active member`);
   return client.content(forum, "motion", { kind: "remove", subject: member, reason });
@@ -31,7 +32,7 @@ export async function removeMotion(client, forum, member, reason) {
 
 /** A motion to waive the nomination's current conflicts (voted on by its own rule). */
 export async function waiverMotion(client, forum, nomination, reason) {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   mustBeActive(view, client.member);
   const m = view.motions[nomination];
   if (!m || m.kind !== "nominate") throw refuse("client.unknown_motion", "a waiver is for a nomination");
@@ -41,13 +42,13 @@ export async function waiverMotion(client, forum, nomination, reason) {
 }
 
 export async function amendMotion(client, forum, charter, reason = "") {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   mustBeActive(view, client.member);
   return client.content(forum, "motion", { kind: "amend", charter, reason });
 }
 
 export async function vote(client, forum, motionId, yes, reason = "") {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   mustBeActive(view, client.member);
   const m = view.motions[motionId];
   if (!m) throw refuse("client.unknown_motion", `no motion ${motionId}`);
@@ -61,13 +62,13 @@ export const declare = (client, forum, { competitors = [], suppliers = [], repor
   client.content(forum, "intake", { subject: client.member, competitors, suppliers, reporting_lines: reportingLines });
 
 export async function rate(client, forum, dilemma, helpful) {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   if (view.dilemmas[dilemma]?.author !== client.member) throw refuse("rules.not_permitted", "only the presenter rates the responses");
   return client.content(forum, "rating", { dilemma, helpful });
 }
 
 export async function attend(client, forum, meeting, member, status) {
-  const { view } = await client.view(forum);
+  const { view } = await client.view(forum, CHECK);
   if (!isModerator(view, client.member)) throw refuse("rules.not_permitted", "only a moderator may record attendance");
   return client.content(forum, "attendance", { meeting, member, status });
 }

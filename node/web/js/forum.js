@@ -140,9 +140,12 @@ export class ForumClient {
   /** New entries from the node, each checked and folded onto what we verified before.
    *  Calls for one forum run one at a time: two folds extending the same cached state
    *  would each append the same entries. */
-  verified(forum) {
+  verified(forum, { maxAgeMs = 0 } = {}) {
     const prev = this.locks.get(forum) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(() => this.extend(forum));
+    // `maxAgeMs`: a fold that recent will do (a courtesy check before signing, which
+    // every other client re-checks anyway), sparing the member's rate limit at the node.
+    const recent = (c) => c && maxAgeMs && Date.now() - c.at <= maxAgeMs;
+    const next = prev.catch(() => {}).then(() => (recent(this.cache.get(forum)) ? this.cache.get(forum) : this.extend(forum)));
     this.locks.set(forum, next);
     return next;
   }
@@ -166,6 +169,7 @@ export class ForumClient {
       from = batch.at(-1).seq + 1;
     }
     if (!c.state) throw new ApiError("forum.unknown", `${forum} has no entries`);
+    c.at = Date.now();
     return c;
   }
 
@@ -281,8 +285,8 @@ export class ForumClient {
   }
 
   /** The member view (view.js) over what this device opens, with attested profiles. */
-  async view(forum) {
-    const { state, entries } = await this.verified(forum);
+  async view(forum, opts = {}) {
+    const { state, entries } = await this.verified(forum, opts);
     const items = await this.items(forum, entries);
     const extra = items.filter((i) => i.type === "motion" && i.body?.attestation && typeof i.body.attestation === "object").map((i) => i.body.attestation);
     const profiles = await attestedProfiles(entries, this.lookup, extra);
