@@ -8,6 +8,7 @@ import click
 
 from .backup_cmds import backup, restore
 from .client_cmds import client, forum
+from .demo import demo
 from .forum_admin_cmds import forums
 from .member_cmds import member
 from .node_cmds import init, key, serve_cmd, status, up
@@ -23,7 +24,7 @@ def root() -> None:
     """PeerForum node and operator commands."""
 
 
-for command in (init, serve_cmd, up, status, key, peer):
+for command in (init, serve_cmd, up, demo, status, key, peer):
     root.add_command(command)
 for command in (member, client, forum):
     root.add_command(command)
