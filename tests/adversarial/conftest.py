@@ -1,0 +1,56 @@
+"""Fixtures of the issue-7 suites: real node processes (``nodes``) and the report hook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import nodes  # noqa: F401 - the fixture, re-exported
+from tests.report import record_outcome
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    record_outcome(report)
+
+
+# ---------------------------------------------------------------------------- shared nodes
+
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.integration.conftest import Nodes  # noqa: E402
+from tests.integration.federation_kit import (  # noqa: E402
+    Forum,
+    Member,
+    Org,
+    form_forum,
+    same_log,
+    three_orgs,
+)
+
+
+@dataclass
+class Trio:
+    """Three peered nodes with alice (hub A), bob (B), carol (C) in one forum."""
+
+    nodes: Nodes
+    orgs: list[Org]
+    members: list[Member]
+    forum: Forum
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    """Started once per module: node startup and forum formation cost seconds, and these
+    cases attack without breaking anything the next case needs (key changes come last)."""
+    nodes = Nodes(Path(tmp_path_factory.mktemp("trio")))
+    try:
+        orgs, members = three_orgs(nodes)
+        forum = form_forum(members[0], members[1:])
+        same_log(members, forum.id, 7)
+        yield Trio(nodes, orgs, members, forum)
+    finally:
+        for node in nodes.started:
+            node.kill()
