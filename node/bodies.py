@@ -33,6 +33,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(body)
+    except RecursionError as exc:  # "[[[[..." within the size limit: the stack, not a 500
+        raise RemoteProtocolError("api.bad_request", "body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise RemoteProtocolError("api.bad_request", "body is not valid JSON") from exc
     if not isinstance(value, dict):

@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import msgpack
+
 from node.keystore import load_keys
 from protocol.codec import decode, encode
 from protocol.envelope import build_batch
@@ -63,3 +65,14 @@ def no_tracebacks(*orgs: Org) -> None:
         assert org.proc is not None
         assert "Traceback" not in org.proc.log(), org.proc.log()[-3000:]
         assert org.healthy()
+
+
+def envelope_unchecked(frm: str, to: Org, key: SigningKey, body: Any) -> bytes:
+    """An envelope whose body the canonical encoder would refuse (too deep): msgpack packs
+    it as-is and the signature covers those bytes, as a hostile peer's would."""
+    unsigned = {"body": body, "from": frm, "id": os.urandom(16), "kid": key.key_id,
+                "kind": "node.ping", "to": to.name, "ts": now_ms(), "v": 1}  # fmt: skip
+    sig = key.sign(b"PFP/1\x00envelope\x00" + msgpack.packb(unsigned, use_bin_type=True))
+    return msgpack.packb({**{k: unsigned[k] for k in ("body", "from", "id", "kid", "kind")},
+                          "sig": sig, "to": to.name, "ts": unsigned["ts"], "v": 1},
+                         use_bin_type=True)  # fmt: skip
