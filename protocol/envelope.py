@@ -130,8 +130,23 @@ def _forum_body(body: dict[str, Any], items: str) -> None:
     text(body["forum"], "body.forum", 255)
 
 
+def _attached_body(body: dict[str, Any], items: str, limits: Limits) -> None:
+    """A body of events or entries that may carry their attachments (§6.9): absent when
+    none, never empty, each item bin of at most the event size limit."""
+    check_fields(body, ("forum", items), ("attachments",), what="body")
+    text(body["forum"], "body.forum", 255)
+    if "attachments" not in body:
+        return
+    attachments = field(body, "attachments", list, "body")
+    if not attachments:
+        raise RemoteProtocolError("schema.bad_value", "body.attachments is empty")
+    for item in attachments:
+        if len(typed(item, bytes, "body.attachments[]")) > limits.max_event_bytes:
+            raise RemoteProtocolError("event.too_large", "an attachment exceeds 64 KiB")
+
+
 def _submit_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
-    _forum_body(body, "events")
+    _attached_body(body, "events", limits)
     for event in _signed_items(body, "events", limits):
         author = node_of(field(event, "author", str, "event"))
         if author != sender:
@@ -139,7 +154,7 @@ def _submit_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
 
 
 def _entries_origin(body: dict[str, Any], sender: str, limits: Limits) -> None:
-    _forum_body(body, "entries")
+    _attached_body(body, "entries", limits)
     for entry in _signed_items(body, "entries", limits):
         if (hub := field(entry, "hub", str, "entry")) != sender:
             raise _origin_mismatch("entry hub", hub, sender)

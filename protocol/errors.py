@@ -60,7 +60,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     # forum log (§6)
     "event.invalid": (400, "event is malformed"),
     "event.wrong_forum": (400, "event names another forum"),
-    "event.too_large": (413, "event exceeds the size limit"),
+    "event.too_large": (413, "event or attachment exceeds the size limit"),
     "entry.bad_seq": (409, "entry seq is not the next in the chain"),
     "entry.broken_chain": (409, "entry prev does not match the previous entry hash"),
     "entry.wrong_hub": (403, "entry is not signed by the forum's hub"),
@@ -88,6 +88,11 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "epoch.unknown_suite": (400, "sealed object names an unsupported suite"),
     "epoch.open_failed": (400, "sealed epoch secret could not be opened"),
     "content.open_failed": (400, "content could not be decrypted or authenticated"),
+    "content.attachment_mismatch": (
+        400,
+        "a detached event's attachment is missing, does not hash to its ct_ref, "
+        "or is not a SealedContent",
+    ),
     # node API (specs/api.md)
     "api.bad_request": (400, "request is malformed"),
     "api.unauthorized": (401, "missing or invalid session"),

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .codec import Value, decode, encode
+from .codec import DEFAULT_LIMITS, Value, decode, encode
 from .errors import LocalProtocolError, RemoteProtocolError
 from .keys import AgreementKey, AgreementPublicKey
 from .schema import check_fields, field
@@ -299,3 +299,65 @@ def open_content_map(
     if not isinstance(value, dict):
         raise RemoteProtocolError("schema.wrong_type", "content plaintext must be a map")
     return value
+
+
+# ---------------------------------------------------------------------------- detached content
+#
+# §6.9: content that must be deletable (updates past their retention) leaves the signed
+# event. The event carries only ``ct_ref = H(attachment)``; the attachment — the encoded
+# SealedContent — travels beside it and is the one thing nodes delete, so every signature
+# and the hash chain stay verifiable after it is gone.
+
+REF_BYTES: Final = 32  # ct_ref: SHA-256 of the attachment
+
+
+def attachment_ref(attachment: bytes) -> bytes:
+    """``ct_ref`` of an attachment: SHA-256 of its exact bytes."""
+    return hashlib.sha256(attachment).digest()
+
+
+def detach_content(sealed: SealedContent, *, expires: int) -> tuple[dict[str, Value], bytes]:
+    """The detached body ``{ct_ref, expires}`` of ``sealed`` and its attachment bytes."""
+    if type(expires) is not int or expires < 0:
+        raise LocalProtocolError("schema.bad_value", "expires must be an int >= 0")
+    attachment = encode(sealed.to_wire())
+    if len(attachment) > DEFAULT_LIMITS.max_event_bytes:
+        raise LocalProtocolError("event.too_large", "the attachment exceeds 64 KiB")
+    return {"ct_ref": attachment_ref(attachment), "expires": expires}, attachment
+
+
+def attached_content(body: Mapping[str, Any], attachment: bytes) -> SealedContent:
+    """Steps A1-A3: the SealedContent a detached ``body`` names, read from ``attachment``.
+
+    ``content.attachment_mismatch`` when it is not the one ``ct_ref`` names or not a
+    SealedContent; ``event.too_large`` past 64 KiB."""
+    if not isinstance(attachment, bytes):
+        raise RemoteProtocolError("content.attachment_mismatch", "no attachment")
+    if len(attachment) > DEFAULT_LIMITS.max_event_bytes:  # A1
+        raise RemoteProtocolError("event.too_large", "the attachment exceeds 64 KiB")
+    if attachment_ref(attachment) != body.get("ct_ref"):  # A2
+        raise RemoteProtocolError("content.attachment_mismatch", "attachment is not ct_ref's")
+    try:  # A3
+        return SealedContent.from_wire(decode(attachment))
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(
+            "content.attachment_mismatch", f"attachment: {exc.message}"
+        ) from exc
+
+
+def check_attachment(body: Mapping[str, Any], attachment: bytes | None) -> None:
+    """What a hub (or a forwarding node) asks of an event's attachment (§6.9 A1-A3): a
+    detached body needs its own, any other body none."""
+    if "ct_ref" not in body:
+        if attachment is not None:
+            raise RemoteProtocolError("content.attachment_mismatch", "the event is not detached")
+        return
+    if attachment is None:
+        raise RemoteProtocolError(
+            "content.attachment_mismatch", "a detached event needs its attachment"
+        )
+    attached_content(body, attachment)
+
+
+def is_detached(body: Mapping[str, Any]) -> bool:
+    return "ct_ref" in body

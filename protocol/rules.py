@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 from .descriptor import Attestation, Device, KeySet, verify_attestation
 from .errors import RemoteProtocolError
-from .group import SealedContent, SealedSecret, check_recipients
+from .group import REF_BYTES, SealedContent, SealedSecret, check_recipients
 from .hubmove import HubMoveCertificate, verify_hub_move
 from .identity import forum_origin, node_of, parse_member_id
 from .keys import VerifyKey
@@ -151,6 +151,21 @@ class Rule:
     optional: tuple[str, ...]
     effect: Effect
     content: bool = False  # refused while epoch_required
+    # Other (required, optional) body shapes taken instead of the first: content is sealed
+    # inline {ct} or detached {ct_ref, expires} (§6.9), and never a mix of the two.
+    alternatives: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+
+    def check_body(self, body: Any, what: str) -> None:
+        """Step R4: ``body`` fits one of the rule's shapes (the caller makes any miss bad_body)."""
+        if not self.alternatives:
+            check_fields(body, self.required, self.optional, what)
+            return
+        shapes = ((self.required, self.optional), *self.alternatives)
+        for required, optional in shapes:
+            if isinstance(body, dict) and set(required) <= body.keys() <= {*required, *optional}:
+                return
+        fits = " or ".join("{" + ", ".join(r) + "}" for r, _ in shapes)
+        raise RemoteProtocolError("schema.unknown_field", f"{what} body must be {fits}")
 
 
 def _bad_body(what: str) -> RemoteProtocolError:
@@ -350,13 +365,21 @@ def certificate_of(event: Event) -> HubMoveCertificate:
 
 
 def post_content(ctx: Context) -> ForumState:
-    _content(ctx.body["ct"])
-    if "expires" in ctx.body:
-        _in_body(non_negative, ctx.body, "expires", ctx.event.type)
+    body, what = ctx.body, ctx.event.type
+    if "ct" in body:
+        _content(body["ct"])
+        return ctx.state
+    # Detached (§6.9): nodes see only the reference and when to delete what it names.
+    ref = _in_body(field, body, "ct_ref", bytes, what)
+    if len(ref) != REF_BYTES:
+        raise _bad_body(f"{what}.ct_ref must be {REF_BYTES} bytes")
+    _in_body(non_negative, body, "expires", what)
     return ctx.state
 
 
-_CONTENT_RULE: Final = Rule("member", ("ct",), ("expires",), post_content, content=True)
+_CONTENT_RULE: Final = Rule(
+    "member", ("ct",), (), post_content, content=True, alternatives=((("ct_ref", "expires"), ()),)
+)
 
 RULES: Final[Mapping[str, Rule]] = MappingProxyType(
     {
@@ -425,7 +448,7 @@ def check_event(state: ForumState | None, event: Event, *, node_keys: KeyLookup)
         raise RemoteProtocolError("rules.unknown_type", event.type)
     if state is not None and rule.who == "creator":
         raise RemoteProtocolError("rules.not_permitted", "forum.create only at seq 1")
-    _in_body(check_fields, event.body, rule.required, rule.optional, event.type)
+    _in_body(rule.check_body, event.body, event.type)
     ctx = Context(placeholder, event, event.body, node_keys)
     device = _author_device(state, event, rule, ctx)  # R4-R5
     verify_event(event, device.sign)  # R6

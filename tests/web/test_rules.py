@@ -26,7 +26,9 @@ def test_history_folds_to_the_vector_state(harness: Harness) -> None:
 @pytest.mark.parametrize("case", cases("rules.json", "invalid"), ids=lambda c: c["desc"])
 def test_invalid_case(harness: Harness, case: dict[str, Any]) -> None:
     prefix = VEC["history"]["entries"][: case["prefix"]]
-    got = harness.ok("rulesFold", {"nodes": VEC["nodes"], "entries": prefix, "extra": case["extra"]})
+    got = harness.ok(
+        "rulesFold", {"nodes": VEC["nodes"], "entries": prefix, "extra": case["extra"]}
+    )
     assert got == {"code": case["error"], "unchanged": True}
 
 
@@ -39,3 +41,21 @@ def unbin(value: Any) -> Any:
     if isinstance(value, list):
         return [unbin(v) for v in value]
     return value
+
+
+DETACHED = VEC["detached"]
+
+
+def test_detached_update_folds(harness: Harness) -> None:
+    entries = [*VEC["history"]["entries"][: DETACHED["prefix"]], DETACHED["valid"]["entry"]]
+    state = unbin(harness.ok("rulesFold", {"nodes": VEC["nodes"], "entries": entries}))
+    assert state["seq"] == DETACHED["prefix"] + 1
+
+
+@pytest.mark.parametrize("case", DETACHED["invalid"], ids=lambda c: c["desc"])
+def test_detached_invalid_case(harness: Harness, case: dict[str, Any]) -> None:
+    prefix = VEC["history"]["entries"][: DETACHED["prefix"]]
+    got = harness.ok(
+        "rulesFold", {"nodes": VEC["nodes"], "entries": prefix, "extra": [case["entry"]]}
+    )
+    assert got == {"code": case["error"], "unchanged": True}

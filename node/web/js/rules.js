@@ -13,7 +13,7 @@ import { checkRecipients, sealedContentFromWire, sealedSecretFromWire } from "./
 import { certificateFromWire, verifyHubMove } from "./hubmove.js";
 import { nodeOf, parseMemberId } from "./identity.js";
 import { ZERO_HASH, forumOrigin, verifyEntry, verifyEvent } from "./log.js";
-import { checkFields, field, nonNegative } from "./schema.js";
+import { checkFields, field, isMap, nonNegative } from "./schema.js";
 
 export const ACTIVE = "active";
 export const REMOVED = "removed";
@@ -222,15 +222,35 @@ async function moveHub({ state: s, event }) {
 }
 
 function postContent({ state, event, body }) {
-  sealedPart(sealedContentFromWire, body.ct);
-  if (Object.hasOwn(body, "expires")) inBody(() => nonNegative(body, "expires", event.type));
+  if (Object.hasOwn(body, "ct")) {
+    sealedPart(sealedContentFromWire, body.ct);
+    return state;
+  }
+  // Detached (§6.9): the event names its attachment by hash; nodes delete it at `expires`.
+  const ref = inBody(() => field(body, "ct_ref", "bin", event.type));
+  if (ref.length !== 32) throw remote("rules.bad_body", `${event.type}.ct_ref must be 32 bytes`);
+  inBody(() => nonNegative(body, "expires", event.type));
   return state;
 }
 
 // ---------------------------------------------------------------------------- the rule table
 
-const rule = (who, required, optional, effect, content = false) => Object.freeze({ who, required, optional, effect, content });
-const CONTENT_RULE = rule("member", ["ct"], ["expires"], postContent, true);
+// `alternatives`: other [required, optional] body shapes taken instead of the first —
+// content is inline {ct} or detached {ct_ref, expires} (§6.9), never a mix.
+const rule = (who, required, optional, effect, content = false, alternatives = []) =>
+  Object.freeze({ who, required, optional, effect, content, alternatives });
+const CONTENT_RULE = rule("member", ["ct"], [], postContent, true, [[["ct_ref", "expires"], []]]);
+
+/** Step R4: the body fits one of the rule's shapes. */
+function checkBody(r, body, what) {
+  if (!r.alternatives.length) return checkFields(body, r.required, r.optional, what);
+  const shapes = [[r.required, r.optional], ...r.alternatives];
+  for (const [required, optional] of shapes) {
+    const allowed = new Set([...required, ...optional]);
+    if (isMap(body) && required.every((k) => Object.hasOwn(body, k)) && Object.keys(body).every((k) => allowed.has(k))) return body;
+  }
+  throw remote("schema.unknown_field", `${what} body must be ${shapes.map(([req]) => `{${req.join(", ")}}`).join(" or ")}`);
+}
 
 export const RULES = Object.freeze({
   "forum.create": rule("creator", ["hub", "attestation"], [], createForum),
@@ -289,7 +309,7 @@ export async function checkEvent(state, event, { nodeKeys }) {
   const r = Object.hasOwn(RULES, event.type) ? RULES[event.type] : null; // R3
   if (!r) throw remote("rules.unknown_type", event.type);
   if (state !== null && r.who === "creator") throw remote("rules.not_permitted", "forum.create only at seq 1");
-  inBody(() => checkFields(event.body, r.required, r.optional, event.type));
+  inBody(() => checkBody(r, event.body, event.type));
   const ctx = { state: placeholder, event, body: event.body, nodeKeys };
   const device = await authorDevice(state, event, r, ctx); // R4-R5
   await verifyEvent(event, device.sign); // R6
