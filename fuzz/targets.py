@@ -164,16 +164,10 @@ def sealed_target(data: bytes) -> None:
 
 def client_json_target(data: bytes) -> None:
     """What the client API does with a JSON body before storage: the submit-event path."""
-    from node.routes.client import b64_field  # the node's own parser, not a copy
+    from node.bodies import parse_json  # the node's own parsers, not copies
+    from node.routes.client import b64_field
 
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return  # the node answers api.bad_request (read_json); tested over HTTP
-    if not isinstance(body, dict):
-        return
-    raw = b64_field(body, "event")
-    Event.from_bytes(raw)
+    Event.from_bytes(b64_field(parse_json(data), "event"))
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

@@ -29,6 +29,11 @@ async def read_body(request: web.Request, content_type: str) -> bytes:
 async def read_json(request: web.Request) -> dict[str, Any]:
     """A JSON object body (an empty body reads as ``{}``)."""
     body = await read_body(request, "application/json") if request.body_exists else b""
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The JSON object in ``body`` (``{}`` when empty), or ``api.bad_request``."""
     if not body:
         return {}
     try:
