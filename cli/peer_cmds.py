@@ -17,7 +17,7 @@ from rich.table import Table
 from node.datadir import DataDir
 
 from .admin_client import AdminClient
-from .output import Output, data_option, json_option, run_command
+from .output import EXIT_USAGE, Output, data_option, fail, json_option, run_command
 
 
 def _client(data_dir: str) -> AdminClient:
@@ -32,7 +32,7 @@ def _describe(peer: dict[str, Any]) -> str:
 
 @click.group()
 def peer() -> None:
-    """Peers: other nodes this node federates with."""
+    """Peers: other nodes this node federates with (add, list, approve, block, remove)."""
 
 
 @peer.command()
@@ -111,3 +111,30 @@ def block(name: str, data_dir: str, out: Output) -> None:
     """Refuse all traffic from NAME."""
     found = _client(data_dir).call("POST", f"/admin/peers/{name}/block")["peer"]
     out.result({"peer": found}, _describe(found))
+
+
+@peer.command()
+@click.argument("name")
+@data_option
+@click.option("--yes", is_flag=True, help="Remove without asking.")
+@click.option("--force", is_flag=True, help="Remove even while forums here need the peer.")
+@json_option
+@run_command
+def remove(name: str, data_dir: str, yes: bool, force: bool, out: Output) -> None:
+    """Forget NAME: its pinned keys and what waits in the outbox for it.
+
+    Refused while a forum on this node needs NAME (it is the hub, or a member or
+    invitee is homed there): removing it would make those forums stop replicating
+    without anyone deciding so. To stop its traffic, `peer block NAME` (keeps the pins,
+    can be undone with `peer approve`). Adding NAME again starts with a new
+    fingerprint check."""
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"removing {name} needs confirmation: pass --yes", EXIT_USAGE, "cli.usage")
+        click.confirm(f"forget {name} and its pinned keys?", err=True, abort=True)
+    answer = _client(data_dir).call(
+        "POST", f"/admin/peers/{name}/remove", {"force": force}
+    )
+    if answer["forums"]:
+        out.say(f"warning: forums that needed {name}: {', '.join(answer['forums'])}")
+    out.result(answer, f"removed {name} ({answer['dropped']} queued message(s) dropped)")

@@ -8,6 +8,7 @@ the descriptor must carry exactly that name. Plain http is refused except on loo
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -171,3 +172,36 @@ async def block_peer(storage: Storage, name: str, now_ms: int) -> PeerRecord:
 
 def _norm(fp: str) -> str:
     return fp.replace(" ", "").upper()
+
+
+async def forums_needing(storage: Storage, engine: Any, name: str) -> list[str]:
+    """Forums this node holds that ``name`` sequences or has a member or invitee in:
+    without its pinned keys they would stop replicating to and from it."""
+    needing = []
+    participants = getattr(engine, "participants", None)
+    for rec in await storage.list_forum_records():
+        if rec.hub == name or (callable(participants) and name in participants(rec.id)):
+            needing.append(rec.id)
+    return needing
+
+
+async def remove_peer(storage: Storage, name: str) -> int:
+    """Forget ``name``: its pinned keys, its descriptor, and what waits in the outbox for
+    it (returns how many outbox rows were dropped). Evidence it left stays: that is the
+    record of what it did. Adding it again starts from a fresh fingerprint check."""
+
+    if await storage.get_peer(name) is None:
+        raise RemoteProtocolError("api.not_found", f"no peer named {name!r}")
+
+    def job(conn: sqlite3.Connection) -> int:
+        dropped = conn.execute(
+            "DELETE FROM outbox WHERE destination = ? AND state != 'delivered'", (name,)
+        ).rowcount
+        for table, column in (("peer_keys", "peer"), ("peer_delivery", "peer"),
+                              ("peer_acks", "peer"), ("peers", "name")):  # fmt: skip
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+        return int(dropped)
+
+    # Peer records may be cached by the store; its own peer writer keeps that cache true.
+    write = getattr(storage, "_peer_write", None) or storage.engine.write
+    return int(await write(job))

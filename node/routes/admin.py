@@ -25,9 +25,11 @@ from ..peering import (
     approve_peer,
     block_peer,
     fetch_descriptor,
+    forums_needing,
     offer_peer,
     parse_peer_url,
     peer_view,
+    remove_peer,
 )
 
 ADMIN_PREFIX = "/admin/"
@@ -150,6 +152,29 @@ async def block(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     peer = await block_peer(request.app[STORAGE], request.match_info["name"], ctx.clock())
     return web.json_response({"peer": peer_view(peer)})
+
+
+@routes.post("/admin/peers/{name}/remove")
+async def remove(request: web.Request) -> web.Response:
+    """Forget a peer. Refused while a forum here needs it (its hub, or a member or invitee
+    homed there) unless ``force``: those forums would silently stop replicating."""
+    storage, name = request.app[STORAGE], request.match_info["name"]
+    body = await read_json(request)
+    force = json_field(body, "force", bool, required=False) or False
+    peer = await storage.get_peer(name)
+    if peer is None:
+        raise RemoteProtocolError("api.not_found", f"no peer named {name!r}")
+    needing = await forums_needing(storage, request.app.get(FORUMS), name)
+    if needing and not force:
+        raise RemoteProtocolError(
+            "api.conflict",
+            f"{name} takes part in {len(needing)} forum(s) here ({', '.join(needing[:3])}): "
+            f"`peer block {name}` stops its traffic and can be undone; --force removes anyway",
+        )
+    dropped = await remove_peer(storage, name)
+    return web.json_response(
+        {"peer": peer_view(peer), "removed": True, "forums": needing, "dropped": dropped}
+    )
 
 
 @routes.post("/admin/key/rotate")
