@@ -8,6 +8,7 @@ import click
 
 from .backup_cmds import backup, restore
 from .client_cmds import client, forum
+from .completion_cmd import completion
 from .demo import demo
 from .forum_admin_cmds import forums
 from .member_cmds import member
@@ -17,11 +18,28 @@ from .outbox_cmd import outbox
 from .output import EXIT_FAILURE, EXIT_USAGE
 from .peer_cmds import peer
 
+EPILOG = """\b
+Start here:  peerforum up  (one node)  ·  peerforum demo  (three, federating)
+Every node command takes --data DIR (default $PEERFORUM_DATA, else ./peerforum-data);
+member commands take --profile DIR. --json prints one JSON object on stdout.
+\b
+Exit codes:
+  0  success
+  1  failure (the message says what to do)
+  2  usage: a bad command, option or argument
+  3  configuration: config.toml, the data dir or a profile is missing or wrong
+  4  peer unreachable
+\b
+Shell completion: peerforum completion bash|zsh|fish.  NO_COLOR is respected."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(package_name="peerforum")
 def root() -> None:
-    """PeerForum node and operator commands."""
+    """PeerForum: a federated server for confidential cross-company peer forums.
+
+    Node and operator commands (init, up, serve, status, peer, member, doctor, backup,
+    ...) and member commands (client, forum)."""
 
 
 for command in (init, serve_cmd, up, demo, status, key, peer):
@@ -33,6 +51,7 @@ for command in (config_group, db_group, doctor, backup, restore):  # operations
     root.add_command(command)
 root.add_command(outbox)  # delivery: depth per peer, dead letters, retry
 root.add_command(forums)  # operator: forums held, frozen ones with proofs, evidence
+root.add_command(completion)
 
 
 def main(argv: list[str] | None = None) -> None:

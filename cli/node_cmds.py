@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,17 @@ from protocol.errors import ProtocolError
 from protocol.identity import check_node_name
 
 from .admin_client import AdminClient
-from .output import EXIT_CONFIG, EXIT_USAGE, Output, data_option, fail, json_option, run_command
+from .ops_render import show_report
+from .output import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Output,
+    data_option,
+    fail,
+    json_option,
+    run_command,
+)
 
 if TYPE_CHECKING:
     from node.context import NodeContext
@@ -96,6 +107,24 @@ def init(data_dir: str, name: str, listen: str, out: Output) -> None:
     out.say(f"next: peerforum serve --data {data_dir}")
 
 
+def banner_text(name: str, fingerprint: str, config: NodeConfig, root: Path) -> str:
+    """What an operator needs once the node is up: who it is, where to look, what next."""
+    base, d = config.base_url, root
+    return (
+        f"PeerForum node {name} is up\n"
+        f"  fingerprint  {fingerprint}   (peers compare this before approving you)\n"
+        f"  listening    {config.listen}" + ("  (TLS)" if config.tls_enabled else "") + "\n"
+        f"  web client   {base}/\n"
+        f"  health       {base}/healthz\n"
+        f"  data         {root.resolve()}\n"
+        f"next steps (in another terminal):\n"
+        f"  peerforum member add alice --org Acme --data {d}     # a one-time code for alice\n"
+        f"  peerforum peer add https://other-node.example --data {d}\n"
+        f"  peerforum doctor --data {d}\n"
+        f"stop with Ctrl-C"
+    )
+
+
 def _serve(data: DataDir, out: Output, banner: bool) -> None:
     from node.server import serve  # the server stack (aiohttp) loads only when serving
 
@@ -106,20 +135,9 @@ def _serve(data: DataDir, out: Output, banner: bool) -> None:
         out.say(f"warning: {warning}")
 
     def ready(ctx: NodeContext) -> None:
-        if not banner:
-            return
-        out.say(
-            f"PeerForum node {ctx.identity.name} is up\n"
-            f"  fingerprint  {ctx.identity.fingerprint}\n"
-            f"  listening    {ctx.config.listen}\n"
-            f"  descriptor   {ctx.config.base_url}/.well-known/peerforum\n"
-            f"  health       {ctx.config.base_url}/healthz\n"
-            f"  data         {data.root.resolve()}\n"
-            f"next steps (in another terminal):\n"
-            f"  peerforum status --data {data.root}\n"
-            f"  peerforum peer add https://other-node.example --data {data.root}\n"
-            f"stop with Ctrl-C"
-        )
+        if banner:
+            out.say(banner_text(ctx.identity.name, ctx.identity.fingerprint, ctx.config,
+                                data.root))  # fmt: skip
 
     asyncio.run(serve(data, on_ready=ready))
 
@@ -132,13 +150,36 @@ def serve_cmd(data_dir: str, out: Output) -> None:
     _serve(DataDir(Path(data_dir)), out, banner=True)
 
 
+def _port_free(listen: str) -> bool:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _next_listen(listen: str) -> str:
+    host, port = parse_listen(listen)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port + 1}"
+
+
 @click.command()
 @data_option
 @click.option("--listen", default=None, help=f"HOST:PORT to bind (new nodes: {DEFAULT_LISTEN}).")
 @click.option("--name", default=None, help="Node name for a new node (default: from --listen).")
 @run_command
 def up(data_dir: str, listen: str | None, name: str | None, out: Output) -> None:
-    """Initialize the data directory if needed, then serve. Safe to run again."""
+    """Initialize the data directory if needed, then serve. Safe to run again.
+
+    A new node is named after its listen address (127.0.0.1:8700 unless --listen), which
+    is right for trying PeerForum on one machine; a node other organizations reach needs
+    --name (its DNS name) or `peerforum init`. A second run reuses the keys, config and
+    database; if the node is already running, says so and exits 0."""
     data = DataDir(Path(data_dir))
     if data.exists():
         config = data.load_config()
@@ -151,10 +192,19 @@ def up(data_dir: str, listen: str | None, name: str | None, out: Output) -> None
             )
         if name is not None and name != config.name:
             fail(f"{data.root} holds node {config.name}, not {name}", EXIT_CONFIG, "cli.config")
+        if is_serving(data):
+            info = AdminClient(data, config).call("GET", "/admin/status")
+            out.say(f"node {config.name} is already running from {data.root}")
+            out.say(banner_text(info["name"], info["fingerprint"], config, data.root)
+                    .replace(" is up", " is up (already)").rsplit("\nstop with", 1)[0])
+            return
         out.say(f"using existing node {config.name} in {data.root}")
     else:
         listen = listen or DEFAULT_LISTEN
         _check_listen(listen)
+        if not _port_free(listen):  # before anything is written: the next try is clean
+            fail(f"port {parse_listen(listen)[1]} is in use: pass --listen {_next_listen(listen)}",
+                 EXIT_FAILURE, "cli.port_in_use")  # fmt: skip
         config = _init(data, name or name_from_listen(listen), listen)
         out.say(f"initialized node {config.name} in {data.root}")
     _serve(data, out, banner=True)
@@ -165,6 +215,8 @@ async def _offline_status(data: DataDir, config: NodeConfig) -> dict[str, Any]:
     try:
         return {
             "peers": await storage.count_peers(),
+            "key_changed": [p.name for p in await storage.list_peers()
+                            if p.status == "key_changed"],  # fmt: skip
             "forums": await storage.count_forums(),
             "outbox_depth": await storage.outbox_depth(),
             "schema": await storage.schema_version(),
@@ -174,16 +226,46 @@ async def _offline_status(data: DataDir, config: NodeConfig) -> dict[str, Any]:
         await storage.close()
 
 
+def _status_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    peers = info["peers"]
+    rows = [
+        ("node", f"{info['name']} ({'running' if info['running'] else 'stopped'})"),
+        ("fingerprint", info["fingerprint"]),
+        ("listen", info["listen"]),
+        ("web client", info["web"]),
+        ("health", info["health"]),
+        ("peers", ", ".join(f"{n} {s}" for s, n in peers.items() if n) or "none yet"),
+        ("forums", str(info["forums"])),
+        ("outbox", f"{info['outbox_depth']} waiting"),
+        ("schema", str(info["schema"])),
+    ]
+    for name in info["key_changed"]:  # traffic from it is refused until someone decides
+        rows.append(("KEY CHANGED", f"{name} presents a new key without a rotation statement: "
+                                    f"check it, then `peerforum peer approve {name}`"))  # fmt: skip
+    for f in info["frozen"]:  # a hub was caught signing two histories
+        rows.append(("FROZEN", f"{f['forum']}: hub {f['hub']} equivocated "
+                               "(peerforum forums list)"))  # fmt: skip
+    return rows
+
+
 @click.command()
 @data_option
 @json_option
 @run_command
 def status(data_dir: str, out: Output) -> None:
-    """Show the node's identity, peers, forums and outbox depth."""
+    """Show the node's identity, URLs, peers, forums, outbox, and what needs attention.
+
+    \b
+    --json fields (stable): name, fingerprint, kid, listen, url, web, health, running,
+    peers {pending, approved, blocked, key_changed: counts}, key_changed [peer names],
+    forums (count), outbox_depth, frozen [{forum, hub, ...}], schema."""
     data = DataDir(Path(data_dir))
     config = data.load_config()
     if is_serving(data):
-        info = AdminClient(data, config).call("GET", "/admin/status")
+        admin = AdminClient(data, config)
+        info = admin.call("GET", "/admin/status")
+        info["key_changed"] = [p["name"] for p in admin.call("GET", "/admin/peers")["peers"]
+                               if p["status"] == "key_changed"]  # fmt: skip
     else:
         keys = load_keys(data.key)
         info = {
@@ -195,18 +277,12 @@ def status(data_dir: str, out: Output) -> None:
             "running": False,
             **asyncio.run(_offline_status(data, config)),
         }
-    peers = info["peers"]
-    human = (
-        f"node         {info['name']} ({'running' if info['running'] else 'stopped'})\n"
-        f"fingerprint  {info['fingerprint']}\n"
-        f"listen       {info['listen']}   url {info['url']}\n"
-        f"peers        " + ", ".join(f"{n} {s}" for s, n in peers.items()) + "\n"
-        f"forums       {info['forums']}\n"
-        f"outbox       {info['outbox_depth']} waiting"
-    )
-    for f in info.get("frozen", []):  # a hub was caught signing two histories
-        human += f"\nFROZEN       {f['forum']}: hub {f['hub']} equivocated (peerforum forums list)"
-    out.result(info, human)
+    info["web"], info["health"] = info["url"] + "/", info["url"] + "/healthz"
+    out.result(info)
+    if not out.json_mode:
+        show_report(out, _status_rows(info))
+        if not info["running"]:
+            out.say(f"not running: peerforum serve --data {data_dir}")
 
 
 async def _offline_rotate(data: DataDir, config: NodeConfig) -> dict[str, Any]:

@@ -85,6 +85,8 @@ def run_command(fn: F) -> F:
         out = Output(json_mode)
         try:
             return fn(*args, out=out, **kwargs)
+        except (click.exceptions.Abort, click.exceptions.Exit, click.ClickException):
+            raise  # click's own: main() turns them into their exit codes
         except Exception as exc:
             if os.environ.get("PEERFORUM_DEBUG"):
                 raise
