@@ -58,8 +58,13 @@ def _attendance(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
 
 def _update(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     v.updates.append({"event": it.event, "author": it.author, "ts": it.ts,
-                      "text": str(b.get("text", "")), "expires": it.expires})  # fmt: skip
+                      "text": str(b.get("text", "")),
+                      "expires": it.expires if it.expires is not None else _ms(b.get("expires"))})
     return None
+
+
+def _ms(value: Any) -> int | None:
+    return value if type(value) is int else None
 
 
 def _dilemma(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:

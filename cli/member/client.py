@@ -30,7 +30,7 @@ from .api import now_ms as wall_ms
 from .api import quote as q
 from .charter import default_charter, pledge_hash
 from .invitation import open_invitation, seal_invitation
-from .items import attested_profiles, entry_items
+from .items import attested_profiles, entry_item
 from .profile import Profile
 from .roster import (
     attested_devices,
@@ -41,7 +41,7 @@ from .roster import (
 )
 from .sealing import open_epochs, readable, seal_map
 from .trust import NodeKeys
-from .view import ForumView, fold_view
+from .view import ForumView, Item, fold_view
 
 PAGE = 500
 Body = dict[str, Value] | Callable[[dict[str, Any]], dict[str, Value]]
@@ -62,7 +62,8 @@ class MemberClient:
         self.member, self.node = self.session.member, self.session.node
         self.sign_key, self.agree_key = self.profile.device()
         self.keys = NodeKeys(self.profile, self.session.base)
-        self._log: dict[str, list[Entry]] = {}
+        self._folded: dict[str, tuple[ForumState, list[Entry]]] = {}
+        self._items: dict[bytes, Item] = {}  # readable entries, opened once
 
     # ------------------------------------------------------------------ enrollment
 
@@ -141,25 +142,30 @@ class MemberClient:
             from_seq = batch[-1].seq + 1
 
     def verified(self, forum: str) -> tuple[ForumState, list[Entry]]:
-        """Our own fold of the whole log: hub signatures, chain and rules, all checked here.
+        """Our own fold of the log: hub signatures, chain and rules, all checked here.
 
-        Entries already fetched by this client are kept and only newer ones asked for;
-        the whole log is folded again every time, so nothing is taken on trust, and if
-        the kept prefix no longer folds (a hub move discarded entries) it is refetched."""
-        kept = self._log.get(forum, [])
-        _, new = self.entries(forum, from_seq=len(kept) + 1)
-        entries = kept + new
+        The fold is kept in memory between calls: only entries past our head are fetched
+        and folded onto the state we already verified (``fold`` from a state is the same
+        pure function, so nothing is taken on trust). If the new entries do not chain
+        onto our head (a hub move discarded entries), the whole log is fetched and folded
+        again from the start."""
+        kept = self._folded.get(forum)
+        state: ForumState | None = kept[0] if kept else None
+        entries = list(kept[1]) if kept else []
+        _, new = self.entries(forum, from_seq=len(entries) + 1)
         try:
-            state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
+            state = fold(new, hub_key_at=self.keys, node_keys=self.keys, state=state)
         except ProtocolError:
             if not kept:
                 raise
-            _, entries = self.entries(forum)
-            state = fold(entries, hub_key_at=self.keys, node_keys=self.keys)
-        self._log[forum] = entries
+            _, new = self.entries(forum)
+            entries = []
+            state = fold(new, hub_key_at=self.keys, node_keys=self.keys)
         if state is None:
             raise MemberApiError("forum.unknown", f"{forum} has no entries")
-        open_epochs(self.profile, forum, entries, self.agree_key)
+        entries.extend(new)
+        self._folded[forum] = (state, entries)
+        open_epochs(self.profile, forum, new, self.agree_key)
         return state, entries
 
     def members(self, forum: str) -> list[dict[str, Any]]:
@@ -182,9 +188,35 @@ class MemberClient:
         )  # fmt: skip
 
     def submit(self, event: Event) -> dict[str, Any]:
-        return self.session.call(
+        """Send a signed event; when our node forwarded it to another hub, wait (bounded)
+        until the hub's entry for it is back here, so this member's next step sees its
+        own write — a client duty run twice would otherwise act twice."""
+        result = self.session.call(
             "POST", f"/forums/{q(event.forum)}/events", {"event": b64u(event.raw)}
         )
+        if result.get("seq") is None:
+            seq = self._await_event(event.forum, event.event_id)
+            result = {**result, "seq": seq} if seq is not None else result
+        return result
+
+    def _await_event(self, forum: str, event_id: bytes, timeout_s: float = 15.0) -> int | None:
+        kept = self._folded.get(forum)
+        from_seq = len(kept[1]) + 1 if kept else 1
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            wait = max(1, min(5, int(deadline - time.monotonic())))
+            page = self.session.call(
+                "GET", f"/forums/{q(forum)}/entries?from={from_seq}&limit={PAGE}&wait={wait}",
+                timeout_s=wait + 30,
+            )  # fmt: skip
+            for raw in page["entries"]:
+                entry = Entry.from_bytes(unb64u(raw))
+                if entry.signed_event.event_id == event_id:
+                    return entry.seq
+                from_seq = entry.seq + 1
+            if page["gaps"]:
+                time.sleep(0.05)
+        return None
 
     def _secret(self, forum: str, epoch: int) -> bytes:
         secret = self.profile.epoch_secret(forum, epoch)
@@ -217,11 +249,22 @@ class MemberClient:
         return self._view(forum, entries)
 
     def _view(self, forum: str, entries: list[Entry]) -> ForumView:
-        items = entry_items(self.profile, entries, self.agree_key)
+        items = [self._item(e) for e in entries]
         extra = [i.body["attestation"] for i in items if i.type == "motion" and i.body
                  and isinstance(i.body.get("attestation"), dict)]  # fmt: skip
         profiles = attested_profiles(entries, self.keys, extra)
         return fold_view(forum, self.member, items, profiles, self.clock())
+
+    def _item(self, entry: Entry) -> Item:
+        """An entry opened on this device; kept once everything in it opened (an entry
+        never changes, and what did not open may open after the next epoch we fold)."""
+        item = self._items.get(entry.hash)
+        if item is None:
+            item = entry_item(self.profile, entry, self.agree_key)
+            body = item.body
+            if body is not None and all(v is not None for v in body.values()):
+                self._items[entry.hash] = item
+        return item
 
     def issue_invite(self, forum: str, candidate: str, envelope: dict[str, Value]) -> str:
         """member.invite with ``envelope`` sealed to the candidate's and members' devices."""

@@ -58,6 +58,7 @@ def _read(path: Path) -> dict[str, Any]:
 class Profile:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._epochs_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ paths
 
@@ -114,10 +115,20 @@ class Profile:
 
     # ------------------------------------------------------------------ epoch secrets
 
+    def _epochs(self) -> dict[str, Any]:
+        """epochs.json, read again only when the file changed: a view opens every entry
+        of the log, and each needs its epoch's secret."""
+        try:
+            st = self.epochs_path.stat()
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._epochs_cache is None or self._epochs_cache[0] != stamp:
+            self._epochs_cache = (stamp, _read(self.epochs_path))
+        return self._epochs_cache[1]
+
     def epoch_secret(self, forum: str, epoch: int) -> bytes | None:
-        if not self.epochs_path.exists():
-            return None
-        text = _read(self.epochs_path).get(forum, {}).get(str(epoch))
+        text = self._epochs().get(forum, {}).get(str(epoch))
         return None if text is None else unb64u(text)
 
     def save_epoch_secret(self, forum: str, epoch: int, secret: bytes) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from protocol.codec import encode
 from protocol.descriptor import Attestation, Device, KeySet, verify_attestation
 from protocol.errors import ProtocolError
 from protocol.identity import node_of
@@ -44,15 +45,23 @@ def attested_devices(
     return out
 
 
+# Attestations that verified, by (encoded attestation, key): a view folds every
+# attestation of the log each time, and an Ed25519 check per attestation per view adds up.
+_GOOD: dict[tuple[bytes, bytes], Attestation] = {}
+
+
 def _verified(obj: Any, member: object, node_keys: KeyLookup) -> Attestation | None:
     if not isinstance(member, str) or not isinstance(obj, dict):
         return None
     try:
         att = Attestation.from_wire(obj)
         key = node_keys(att.node, att.kid, att.ts)
-        if key is None or att.member != member:
+        if key is None or att.member != member or att.node != node_of(member):
             return None
-        return verify_attestation(obj, expected_node=node_of(member), keys=KeySet((key,)))
+        memo = (encode(obj), key.raw)
+        if memo not in _GOOD:
+            _GOOD[memo] = verify_attestation(obj, expected_node=att.node, keys=KeySet((key,)))
+        return _GOOD[memo]
     except ProtocolError:
         return None
 

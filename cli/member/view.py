@@ -242,8 +242,11 @@ def _accept(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
 
 
 def _commit(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
+    # Only a member who could read the forum when this was committed can judge it: the
+    # votes behind an earlier admission were sealed under epochs we never held.
+    judge = v.status.get(v.me) == ACTIVE
     for cand in b.get("admit", []):
-        why = v.admissible(cand)
+        why = v.admissible(cand) if judge else None
         if why:
             v.alerts.append({"to": "all", "kind": "unauthorized_admission", "member": cand,
                              "seq": it.seq, "text": f"{cand} was admitted by {it.author}: {why}"})
@@ -259,7 +262,9 @@ def _remove(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
         return None
     sealed = b.get("sealed") if isinstance(b.get("sealed"), Mapping) else {}
     m = v.motions.get(str(sealed.get("motion", "")))
-    if m is None or m.kind != "remove" or m.subject != subject or not v.tally_of(m).passed:
+    if v.status.get(v.me) != ACTIVE:
+        pass  # a removal from before our admission: its motion is sealed from us
+    elif m is None or m.kind != "remove" or m.subject != subject or not v.tally_of(m).passed:
         v.alerts.append({"to": "all", "kind": "unauthorized_removal", "member": subject,
                          "seq": it.seq, "text": f"{it.author} removed {subject} "
                                                 "without a passing motion"})  # fmt: skip
