@@ -24,6 +24,7 @@ from .context import CTX, HTTP, STORAGE, NodeContext
 from .errors import error_middleware
 from .federation.service import federation_ctx
 from .forums import forums_ctx
+from .forums.retention import retention_ctx
 from .middleware import context_middleware, limits_middleware
 from .routes import admin, client, client_forums, directory, health, members_admin, wellknown
 from .routes import federation as federation_routes
@@ -70,6 +71,8 @@ SERVICES: list[Callable[[web.Application], AsyncIterator[None]]] = [storage_ctx,
 SERVICES.append(federation_ctx)  # after storage and HTTP: delivery needs both
 # The forum log engine starts before delivery, which calls into it (both look up lazily).
 SERVICES.insert(SERVICES.index(federation_ctx), forums_ctx)
+# Attachments leave every node at their expiry (protocol §6.9); needs the forum engine.
+SERVICES.insert(SERVICES.index(forums_ctx) + 1, retention_ctx)
 
 
 def make_app(ctx: NodeContext) -> web.Application:

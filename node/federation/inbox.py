@@ -33,9 +33,11 @@ Handler = Callable[[Any, Envelope], Awaitable[Any]]
 # Kind -> ForumEngine call (the in-process seam of specs/CONTRACT.md). forum.entries
 # returns the receiver's contiguous head: the ack the sender resumes from.
 FORUM_HANDLERS: Final[dict[str, Handler]] = {
-    "forum.submit": lambda e, env: e.on_submit(env.sender, env.body["forum"], env.body["events"]),
+    "forum.submit": lambda e, env: e.on_submit(
+        env.sender, env.body["forum"], env.body["events"], env.body.get("attachments")
+    ),
     "forum.entries": lambda e, env: e.on_entries(
-        env.sender, env.body["forum"], env.body["entries"]
+        env.sender, env.body["forum"], env.body["entries"], env.body.get("attachments")
     ),
     "forum.head": lambda e, env: e.on_head(env.sender, env.body),
     "forum.proof": lambda e, env: e.on_proof(env.sender, env.body),

@@ -211,9 +211,11 @@ class Sender:
                 _, entries = await engine.read(forum, seq, READ_PAGE)
                 if not entries:
                     break
+                # Kept attachments of detached entries ride in the same envelope (§6.9).
+                kept = await engine.attachments_for(forum, seq, seq + len(entries) - 1)
                 for first, run in _own_runs(entries, seq, fed.me):
-                    for chunk in _chunks(run):
-                        item = self._entries_item(forum, chunk, first + len(chunk) - 1)
+                    for chunk in _chunks(run, first, kept):
+                        item = self._entries_item(forum, chunk, first, kept)
                         if not fits(item.data):
                             return items
                         item.gap = first != contiguous
@@ -231,10 +233,16 @@ class Sender:
                 del self.dirty[forum]
         return items
 
-    def _entries_item(self, forum: str, entries: list[bytes], last_seq: int) -> _Item:
+    def _entries_item(
+        self, forum: str, entries: list[bytes], first_seq: int, kept: dict[int, bytes]
+    ) -> _Item:
         fed = self.fed
-        draft = {"id": fed.rng(16), "kind": "forum.entries",
-                 "body": {"forum": forum, "entries": entries}}  # fmt: skip
+        last_seq = first_seq + len(entries) - 1
+        body: dict[str, Any] = {"forum": forum, "entries": entries}
+        attachments = [kept[s] for s in range(first_seq, last_seq + 1) if s in kept]
+        if attachments:  # absent when none: such envelopes stay as they always were
+            body["attachments"] = attachments
+        draft = {"id": fed.rng(16), "kind": "forum.entries", "body": body}
         env = fed.sign(self.destination, draft)
         return _Item(env.encode(), env.id, forum=forum, last_seq=last_seq)
 
@@ -323,17 +331,21 @@ def _hub_of(raw: bytes) -> str | None:
     return hub if isinstance(hub, str) else None
 
 
-def _chunks(entries: list[bytes]) -> list[list[bytes]]:
+def _chunks(
+    entries: list[bytes], first_seq: int = 1, kept: dict[int, bytes] | None = None
+) -> list[list[bytes]]:
+    """Envelope-sized runs of ``entries``; an entry's attachment (by seq) counts with it."""
     chunks: list[list[bytes]] = [[]]
     size = 0
-    for entry in entries:
+    for seq, entry in enumerate(entries, first_seq):
+        weight = len(entry) + len((kept or {}).get(seq, b""))
         if chunks[-1] and (
-            len(chunks[-1]) == ENTRIES_PER_ENVELOPE or size + len(entry) > ENTRY_BYTES_PER_ENVELOPE
+            len(chunks[-1]) == ENTRIES_PER_ENVELOPE or size + weight > ENTRY_BYTES_PER_ENVELOPE
         ):
             chunks.append([])
             size = 0
         chunks[-1].append(entry)
-        size += len(entry)
+        size += weight
     return chunks if chunks[0] else []
 
 

@@ -13,7 +13,7 @@ import asyncio
 import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -30,7 +30,7 @@ from ..keystore import NodeKeys
 from ..logs import log_event
 from ..metrics import Registry
 from ..storage import Storage
-from ..storage.forums import StoredEntry
+from ..storage.forums import StoredAttachment, StoredEntry
 from .keys import KeyBook
 from .snapshot import dump_state
 
@@ -195,11 +195,23 @@ class ForumCore:
     async def _backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
         raise NotImplementedError  # replica.py
 
-    async def _forward(self, rt: ForumRuntime, hub: str, raws: list[bytes]) -> None:
+    async def _forward(
+        self,
+        rt: ForumRuntime,
+        hub: str,
+        raws: list[bytes],
+        attachments: Mapping[bytes, bytes] | None = None,
+    ) -> None:
         raise NotImplementedError  # engine.py: pending submissions, sent to the hub
 
     async def _store_invite(self, rt: ForumRuntime, e: Entry) -> None:
         raise NotImplementedError  # replica.py
+
+    def _noted(self, forum: str, attachments: Sequence[StoredAttachment]) -> None:
+        raise NotImplementedError  # attachments.py: reads and the retention job learn of them
+
+    async def attachments_for(self, forum: str, first: int, last: int) -> dict[int, bytes]:
+        raise NotImplementedError  # attachments.py: kept attachments of entries, by seq
 
     # ------------------------------------------------------------------ keys
 
@@ -248,14 +260,17 @@ class ForumCore:
         entries: Sequence[Entry],
         state: ForumState,
         truncate_after: int | None = None,
+        attachments: Sequence[StoredAttachment] = (),
     ) -> None:
-        """Store ``entries`` and ``state`` in one job, then make them the forum's truth."""
+        """Store ``entries`` and ``state`` in one job, then make them the forum's truth.
+        ``attachments``: of detached entries among them (§6.9), stored in the same job."""
         await self._ensure_index(rt)  # before the write, or it would already list these
         stored = [StoredEntry(e.seq, e.hash, e.signed_event.event_id, e.raw) for e in entries]
         await self.storage.append_entries(
             rt.forum, state.hub, stored, dump_state(state), state.seq, state.head,
-            state.frozen, self.clock(), truncate_after,
+            state.frozen, self.clock(), truncate_after, attachments,
         )  # fmt: skip
+        self._noted(rt.forum, attachments)
         assert rt.hashes is not None and rt.event_seq is not None
         if truncate_after is not None:
             rt.event_seq = {k: v for k, v in rt.event_seq.items() if v <= truncate_after}

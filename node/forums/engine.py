@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aiohttp import web
 
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.group import check_attachment
 from protocol.identity import node_of
 from protocol.keys import sha256
 from protocol.log import Entry, Event, forum_origin
@@ -27,6 +28,7 @@ from ..logs import log_event
 from ..storage import Storage
 from ..storage.forums import EvidenceRecord, SubmissionRecord
 from .accountability import Accountability
+from .attachments import AttachmentRole, attachment_of, by_ref
 from .core import PAGE, FederationPort, ForumRuntime, federation_of, log
 from .hub import HubRole, Outcome, refused
 from .replica import ReplicaRole
@@ -42,7 +44,7 @@ class SubmitResult:
     seq: int | None
 
 
-class ForumEngine(HubRole, ReplicaRole, Accountability):
+class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -77,12 +79,16 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
 
     # ------------------------------------------------------------------ submitting
 
-    async def submit_local(self, event_bytes: bytes) -> SubmitResult:
-        """A local member's signed event: sequence it (we are the hub) or forward it."""
+    async def submit_local(
+        self, event_bytes: bytes, *, attachment: bytes | None = None
+    ) -> SubmitResult:
+        """A local member's signed event: sequence it (we are the hub) or forward it.
+        ``attachment``: a detached event's (§6.9), checked here and kept until it expires."""
         ev = Event.from_bytes(event_bytes)
         if node_of(ev.author) != self.name:
             raise RemoteProtocolError("api.forbidden", "the author is not a member of this node")
         forum, eid = ev.forum, ev.event_id
+        check_attachment(ev.body, attachment)  # §6.9: refused here, before it travels
         if ev.type == "forum.create":
             if forum_origin(forum) != self.name:
                 raise RemoteProtocolError("rules.not_permitted", "a forum id must name this node")
@@ -96,15 +102,20 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
         if rt.state is not None and rt.state.frozen and move_to is None:
             raise RemoteProtocolError("forum.frozen", forum)
         if move_to is None and self._is_hub(rt):
-            return _result(eid, await self._sequence(forum, event_bytes, self.name, ev))
+            return _result(eid, await self._sequence(forum, event_bytes, self.name, ev, attachment))
         if self._federation() is None:
             raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
-        await self._forward(rt, move_to or self._hub_of(rt), [event_bytes])
+        carried = {eid: attachment} if attachment is not None else None
+        await self._forward(rt, move_to or self._hub_of(rt), [event_bytes], carried)
         return SubmitResult(eid, "forwarded", None)
 
-    async def on_submit(self, origin: str, forum: str, events: list[bytes]) -> list[Outcome]:
-        """Events from ``origin``'s members: sequence them (hub) and answer ``forum.result``."""
+    async def on_submit(
+        self, origin: str, forum: str, events: list[bytes], attachments: list[bytes] | None = None
+    ) -> list[Outcome]:
+        """Events from ``origin``'s members: sequence them (hub) and answer ``forum.result``.
+        ``attachments``: those of detached events among them, matched by hash (§6.9)."""
         rt = self._forums.get(forum)
+        carried = by_ref(attachments or ())
         pending: list[asyncio.Future[Outcome] | Outcome] = []
         for raw in events:
             try:
@@ -120,7 +131,9 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
                 elif not self._is_hub(rt):
                     raise RemoteProtocolError("entry.wrong_hub", f"the hub is {rt.state.hub}")
                 else:
-                    pending.append(self._sequence(forum, raw, origin, ev))
+                    found = attachment_of(ev, carried)
+                    data = found.data if found is not None else None
+                    pending.append(self._sequence(forum, raw, origin, ev, data))
             except ProtocolError as exc:
                 pending.append(refused(sha256(raw), exc))
         results = [await p if isinstance(p, asyncio.Future) else p for p in pending]
@@ -194,25 +207,39 @@ class ForumEngine(HubRole, ReplicaRole, Accountability):
             await self._resend(rt, raws)
 
     async def _resend(self, rt: ForumRuntime, raws: list[bytes]) -> None:
-        """Our members' events to the forum's current hub: our own sequencer if we are it."""
+        """Our members' events to the forum's current hub: our own sequencer if we are it.
+        Detached ones go with the attachments we kept for them (§6.9)."""
+        kept = await self._resend_attachments(rt.forum, raws)
         if self._is_hub(rt):
-            for raw in raws:
-                self._sequence(rt.forum, raw, self.name)  # dedupes by event id
+            for raw in raws:  # dedupes by event id
+                self._sequence(rt.forum, raw, self.name, None, kept.get(sha256(raw)))
             return
         for i in range(0, len(raws), MAX_SUBMIT_EVENTS):
-            body = {"forum": rt.forum, "events": raws[i : i + MAX_SUBMIT_EVENTS]}
+            body = _submit_body(rt.forum, raws[i : i + MAX_SUBMIT_EVENTS], kept)
             await self._send(self._hub_of(rt), "forum.submit", body)
 
-    async def _forward(self, rt: ForumRuntime, hub: str, raws: list[bytes]) -> None:
+    async def _forward(
+        self,
+        rt: ForumRuntime,
+        hub: str,
+        raws: list[bytes],
+        attachments: Mapping[bytes, bytes] | None = None,
+    ) -> None:
         """Local members' events for a forum hosted elsewhere: recorded as pending
-        submissions (re-sent after a hub move until answered), then queued for the hub."""
+        submissions (re-sent after a hub move until answered), then queued for the hub.
+        ``attachments`` (by event id) are kept here as well, and travel beside the events."""
         fed = self._federation()
         if fed is None:
             raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
         events = [(sha256(raw), raw) for raw in raws]
         await self.storage.add_submissions(rt.forum, events, self.name, self.clock())
+        attachments = attachments or {}
+        if attachments:
+            found = by_ref(attachments.values())
+            stored = [attachment_of(Event.from_bytes(raw), found) for raw in raws]
+            await self._keep_forwarded(rt.forum, [a for a in stored if a is not None])
         for i in range(0, len(raws), MAX_SUBMIT_EVENTS):
-            body = {"forum": rt.forum, "events": raws[i : i + MAX_SUBMIT_EVENTS]}
+            body = _submit_body(rt.forum, raws[i : i + MAX_SUBMIT_EVENTS], attachments)
             await fed.enqueue(hub, "forum.submit", body)  # a failure reaches the caller
 
     # ------------------------------------------------------------------ reading
@@ -286,6 +313,17 @@ def _move_target(ev: Event) -> str | None:
         return certificate_of(ev).statement.new_hub
     except ProtocolError:
         return None
+
+
+def _submit_body(
+    forum: str, raws: list[bytes], attachments: Mapping[bytes, bytes]
+) -> dict[str, Any]:
+    """A ``forum.submit`` body; ``attachments`` only when some event of it is detached."""
+    body: dict[str, Any] = {"forum": forum, "events": raws}
+    carried = [attachments[eid] for eid in map(sha256, raws) if eid in attachments]
+    if carried:
+        body["attachments"] = carried
+    return body
 
 
 def _result(event_id: bytes, outcome: Outcome) -> SubmitResult:

@@ -16,11 +16,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.group import check_attachment
 from protocol.keys import sha256
 from protocol.log import ZERO_HASH, Entry, Event, append_entry
 from protocol.rules import ForumState, certificate_of
 
 from ..logs import log_event
+from ..storage.forums import StoredAttachment
+from .attachments import attachment_of
 from .core import ForumCore, ForumRuntime, log
 
 MAX_BATCH: Final = 256
@@ -41,13 +44,19 @@ class _Pending:
     origin: str
     future: asyncio.Future[Outcome]
     event: Event | None  # already decoded by the caller: decoding is a hot-path cost
+    attachment: bytes | None = None  # of a detached event (§6.9), checked with the rules
 
 
 class HubRole(ForumCore):
     _queues: dict[str, asyncio.Queue[_Pending]]
 
     def _sequence(
-        self, forum: str, raw: bytes, origin: str, event: Event | None = None
+        self,
+        forum: str,
+        raw: bytes,
+        origin: str,
+        event: Event | None = None,
+        attachment: bytes | None = None,
     ) -> asyncio.Future[Outcome]:
         """Queue ``raw`` for the forum's sequencer; the future resolves after commit."""
         if not hasattr(self, "_queues"):
@@ -57,7 +66,7 @@ class HubRole(ForumCore):
             queue = self._queues[forum] = asyncio.Queue()
             self._spawn(self._run_sequencer(forum, queue), f"pf-sequencer-{forum}")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        queue.put_nowait(_Pending(raw, origin, future, event))
+        queue.put_nowait(_Pending(raw, origin, future, event, attachment))
         return future
 
     async def _run_sequencer(self, forum: str, queue: asyncio.Queue[_Pending]) -> None:
@@ -78,7 +87,9 @@ class HubRole(ForumCore):
     async def _sequence_batch(self, rt: ForumRuntime, batch: list[_Pending]) -> None:
         outcomes: list[tuple[_Pending, Outcome]] = []
         staged: list[Entry] = []
+        kept: list[StoredAttachment] = []
         forward: list[bytes] = []
+        carried: dict[bytes, bytes] = {}  # attachments of what we forward, by event id
         async with rt.lock:
             await self._ensure_index(rt)
             assert rt.event_seq is not None
@@ -95,6 +106,7 @@ class HubRole(ForumCore):
                     for p in batch
                 ]  # fmt: skip
                 forward = [p.raw for p in batch if p.origin == self.name]
+                carried = {sha256(p.raw): p.attachment for p in batch if p.attachment is not None}
             key, ts = self._node_keys().current, self.clock()
             in_batch: dict[bytes, int] = {}
             for p in batch if not outcomes else ():
@@ -110,6 +122,7 @@ class HubRole(ForumCore):
                     continue
                 try:
                     after = await self._checked(state, ev)
+                    check_attachment(ev.body, p.attachment)  # §6.9 A1-A3
                     prev, seq = (state.head, state.seq + 1) if state else (ZERO_HASH, 1)
                     entry = append_entry(prev, seq, p.raw, key, self.name, ts)
                 except ProtocolError as exc:
@@ -118,14 +131,17 @@ class HubRole(ForumCore):
                     continue
                 state = replace(after, seq=entry.seq, head=entry.hash)
                 staged.append(entry)
+                if p.attachment is not None:
+                    found = attachment_of(ev, {ev.body["ct_ref"]: p.attachment})
+                    kept += [found] if found is not None else []
                 in_batch[eid] = entry.seq
                 outcomes.append((p, ok(eid, entry.seq)))
             if staged:
                 assert state is not None
-                await self._commit(rt, staged, state)
+                await self._commit(rt, staged, state, attachments=kept)
                 self.metrics.sequenced.inc(len(staged))
         if forward and rt.state is not None:
-            await self._forward(rt, rt.state.hub, forward)
+            await self._forward(rt, rt.state.hub, forward, carried)
         for p, outcome in outcomes:
             if not p.future.done():
                 p.future.set_result(outcome)

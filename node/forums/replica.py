@@ -20,7 +20,8 @@ from protocol.log import Entry, EquivocationProof, check_forum_id, verify_entry
 from protocol.rules import ForumState, certificate_of
 
 from ..logs import log_event
-from ..storage.forums import InviteRecord
+from ..storage.forums import InviteRecord, StoredAttachment
+from .attachments import attachment_of, by_ref
 from .core import PAGE, ForumCore, ForumRuntime, log
 
 MAX_AHEAD: Final = 4 * PAGE  # entries held past a gap; more are fetched again later
@@ -32,8 +33,11 @@ class ReplicaRole(ForumCore):
 
     # ------------------------------------------------------------------ entries
 
-    async def on_entries(self, origin: str, forum: str, entries: list[bytes]) -> int:
-        """Verify and apply pushed entries; return the contiguous verified head (the ack)."""
+    async def on_entries(
+        self, origin: str, forum: str, entries: list[bytes], attachments: list[bytes] | None = None
+    ) -> int:
+        """Verify and apply pushed entries; return the contiguous verified head (the ack).
+        ``attachments``: beside them, kept for the detached entries we apply (§6.9)."""
         check_forum_id(forum)
         rt = self._forums.get(forum)
         if rt is None or (rt.state is None and rt.hub_hint is None):
@@ -43,10 +47,15 @@ class ReplicaRole(ForumCore):
                 raise RemoteProtocolError("api.forbidden", "this node takes no part in that forum")
             rt = self._rt(forum)
             rt.hub_hint = origin
-        return await self._apply(rt, origin, entries)
+        return await self._apply(rt, origin, entries, attachments=attachments)
 
     async def _apply(
-        self, rt: ForumRuntime, origin: str, raws: list[bytes], pushed: bool = True
+        self,
+        rt: ForumRuntime,
+        origin: str,
+        raws: list[bytes],
+        pushed: bool = True,
+        attachments: list[bytes] | None = None,
     ) -> int:
         """Verify and apply ``raws``. ``pushed``: they came as forum.entries, so only the
         hub may have sent them; a backfill page may come from any participant (every
@@ -62,6 +71,7 @@ class ReplicaRole(ForumCore):
                 continue
             decoded.append(entry)
         decoded.sort(key=lambda e: e.seq)
+        carried = _carried(decoded, attachments)
         await self.keys.refresh_if_stale()  # a peer's retired key stops verifying soon
         async with rt.lock:
             await self._ensure_index(rt)
@@ -73,7 +83,7 @@ class ReplicaRole(ForumCore):
                     rt.ahead[e.seq] = e
                     rt.source = origin  # it holds what we lack: backfill from it first
                 rt.known_head = max(rt.known_head, e.seq)
-            committed, dropped = await self._apply_locked(rt, origin, decoded)
+            committed, dropped = await self._apply_locked(rt, origin, decoded, carried)
         if committed:
             await self._after_commit(rt, committed, dropped)
         if self._has_gap(rt):
@@ -81,8 +91,18 @@ class ReplicaRole(ForumCore):
         return rt.seq
 
     async def _apply_locked(
-        self, rt: ForumRuntime, origin: str, decoded: list[Entry]
+        self,
+        rt: ForumRuntime,
+        origin: str,
+        decoded: list[Entry],
+        carried: dict[bytes, StoredAttachment] | None = None,
     ) -> tuple[list[Entry], list[Entry]]:
+        carried = carried or {}
+
+        def kept(entries: list[Entry]) -> list[StoredAttachment]:
+            found = (carried.get(e.signed_event.event_id) for e in entries)
+            return [a for a in found if a is not None]
+
         state, staged = rt.state, []
         committed: list[Entry] = []
         dropped: list[Entry] = []
@@ -112,7 +132,7 @@ class ReplicaRole(ForumCore):
                 continue  # idempotent repeat
             if staged:  # settle what we have before rewinding or freezing
                 assert state is not None
-                await self._commit(rt, staged, state)
+                await self._commit(rt, staged, state, attachments=kept(staged))
                 committed += staged
                 staged = []
             moved = await self._rewind_for_move(rt, origin, e)
@@ -128,7 +148,7 @@ class ReplicaRole(ForumCore):
                       new_hub=e.hub, dropped=len(dropped))  # fmt: skip
         if staged:
             assert state is not None
-            await self._commit(rt, staged, state)
+            await self._commit(rt, staged, state, attachments=kept(staged))
             committed += staged
         for s in [s for s in rt.ahead if s <= rt.seq]:
             del rt.ahead[s]
@@ -238,7 +258,7 @@ class ReplicaRole(ForumCore):
                 resp = await fed.request(
                     source, f"/_pf/v1/forums/{rt.forum}/backfill", "forum.backfill", body
                 )
-                entries, head = _page(resp)
+                entries, head, attachments = _page(resp)
             except Exception as exc:  # unreachable source or a bad answer: try the next
                 failures += 1
                 log_event(log, logging.INFO, "forum.backfill_failed", forum=rt.forum,
@@ -253,7 +273,7 @@ class ReplicaRole(ForumCore):
             if head < rt.known_head and not rt.ahead and source == self._hub_of(rt):
                 rt.known_head = max(head, rt.seq)  # the hub's word on its own head
             if entries:
-                await self._apply(rt, source, entries, pushed=False)
+                await self._apply(rt, source, entries, pushed=False, attachments=attachments)
             if rt.seq == before:
                 if source == rt.source:
                     rt.source = None  # it had nothing for us: ask the others next time
@@ -280,7 +300,14 @@ class ReplicaRole(ForumCore):
             )
         self.metrics.backfill.inc(role="served")
         stored = await self.storage.read_entries(forum, max(1, from_seq), max(1, min(limit, PAGE)))
-        return {"forum": forum, "head": state.seq, "entries": [s.entry for s in stored]}
+        answer: dict[str, Any] = {
+            "forum": forum, "head": state.seq, "entries": [s.entry for s in stored]
+        }  # fmt: skip
+        if stored:  # §6.9: the kept, unexpired attachments of this page's detached entries
+            found = await self.attachments_for(forum, stored[0].seq, stored[-1].seq)
+            if found:
+                answer["attachments"] = list(found.values())
+        return answer
 
     # ------------------------------------------------------------------ invitations
 
@@ -337,7 +364,22 @@ def _moves_to(e: Entry, origin: str) -> bool:
         return False
 
 
-def _page(resp: Any) -> tuple[list[bytes], int]:
+def _carried(
+    decoded: list[Entry], attachments: list[bytes] | None
+) -> dict[bytes, StoredAttachment]:
+    """The attachments that belong to these entries, by event id; any other is ignored."""
+    if not attachments:
+        return {}
+    found = by_ref(attachments)
+    out = {}
+    for e in decoded:
+        a = attachment_of(e.signed_event, found)
+        if a is not None:
+            out[a.event_id] = a
+    return out
+
+
+def _page(resp: Any) -> tuple[list[bytes], int, list[bytes]]:
     if not isinstance(resp, dict):
         raise RemoteProtocolError("schema.wrong_type", "backfill answer must be a map")
     entries, head = resp.get("entries"), resp.get("head")
@@ -345,4 +387,7 @@ def _page(resp: Any) -> tuple[list[bytes], int]:
         raise RemoteProtocolError("schema.wrong_type", "backfill entries must be [bin]")
     if not isinstance(head, int) or isinstance(head, bool):
         raise RemoteProtocolError("schema.wrong_type", "backfill head must be an int")
-    return entries, head
+    attachments = resp.get("attachments", [])
+    if not isinstance(attachments, list) or not all(isinstance(a, bytes) for a in attachments):
+        raise RemoteProtocolError("schema.wrong_type", "backfill attachments must be [bin]")
+    return entries, head, attachments

@@ -159,7 +159,10 @@ async def list_invites(request: web.Request) -> web.Response:
 async def submit_event(request: web.Request) -> web.Response:
     session = await session_of(request)
     forum = _forum_param(request)
-    data = b64_field(await read_json(request), "event")
+    body = await read_json(request)
+    data = b64_field(body, "event")
+    # A detached event's ciphertext rides beside it (protocol §6.9); the engine checks it.
+    attachment = b64_field(body, "attachment") if "attachment" in body else None
     event = Event.from_bytes(data)  # codec/schema codes: a malformed event is the client's
     if event.author != session.member or event.kid != session.device:
         raise RemoteProtocolError(
@@ -167,7 +170,7 @@ async def submit_event(request: web.Request) -> web.Response:
         )
     if event.forum != forum:
         raise RemoteProtocolError("event.wrong_forum", "the event names another forum")
-    result = await _engine(request).submit_local(data)
+    result = await _engine(request).submit_local(data, attachment=attachment)
     return web.json_response(
         {"event_id": b64u(result.event_id), "status": result.status, "seq": result.seq}
     )
@@ -188,15 +191,19 @@ async def read_entries(request: web.Request) -> web.Response:
         await engine.wait_for(forum, from_seq, wait_s)
         head, entries = await engine.read(forum, from_seq, limit)
     gaps: list[list[int]] = []
+    attachments: dict[bytes, bytes] = {}
     if entries:
         first = _seq_of(entries[0])
         if first > from_seq:
             gaps.append([from_seq, first - 1])
+        # §6.9: the kept, unexpired attachments of this page's detached entries.
+        attachments = await engine.attachments_by_event(forum, first, first + len(entries) - 1)
     elif head >= from_seq:  # the log goes that far but this node lacks the entries yet
         gaps.append([from_seq, head])
     return web.json_response(
-        {"forum": forum, "head": head, "entries": [b64u(e) for e in entries], "gaps": gaps}
-    )
+        {"forum": forum, "head": head, "entries": [b64u(e) for e in entries], "gaps": gaps,
+         "attachments": {b64u(eid): b64u(a) for eid, a in attachments.items()}}
+    )  # fmt: skip
 
 
 def _seq_of(entry: bytes) -> int:

@@ -176,6 +176,9 @@ class SqliteEngine:
             # NORMAL in WAL mode: a power loss may drop the last commits, never corrupt.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows are overwritten, not left in free pages: content whose retention
+            # has passed (protocol §6.9) must leave the file, not only the table.
+            conn.execute("PRAGMA secure_delete = ON")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StorageError(f"{self.path}: not a usable SQLite database ({exc})") from exc
@@ -243,6 +246,20 @@ class SqliteEngine:
         self.batches_committed += 1
         self.jobs_committed += len(fns)
         return outcomes
+
+    async def truncate_wal(self) -> bool:
+        """Checkpoint and truncate the write-ahead log (on the writer thread, between
+        transactions). The WAL keeps old page images — deleted content included — until
+        it is overwritten; truncating drops them. False if a reader kept it busy."""
+        if self._closed or self._writer is None:
+            raise StorageError("storage is closed")
+        conn = self._writer
+
+        def run() -> bool:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            return int(busy) == 0
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     # ------------------------------------------------------------------ reads
 

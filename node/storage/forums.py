@@ -36,6 +36,22 @@ class StoredEntry:
 
 
 @dataclass(frozen=True)
+class StoredAttachment:
+    """The attachment of a detached event (protocol §6.9): ciphertext, kept until expiry."""
+
+    event_id: bytes
+    ref: bytes  # SHA-256(data), the event's ct_ref
+    expires_ms: int
+    data: bytes  # the encoded SealedContent
+
+
+_KEEP_ATTACHMENT = (
+    "INSERT OR IGNORE INTO attachments (forum, event_id, ref, expires_ms, data, received_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
 class InviteRecord:
     forum: str
     candidate: str
@@ -68,6 +84,21 @@ class SubmissionRecord:
     received_ms: int
 
 
+def _attachment(event_id: bytes, ref: bytes, expires_ms: int, data: bytes) -> StoredAttachment:
+    return StoredAttachment(bytes(event_id), bytes(ref), int(expires_ms), bytes(data))
+
+
+def _attachment_rows(
+    forum: str, attachments: Sequence[StoredAttachment], now_ms: int
+) -> list[tuple[str, bytes, bytes, int, bytes, int]]:
+    """Rows to insert; an attachment already expired is never stored (§6.9 retention 1)."""
+    return [
+        (forum, a.event_id, a.ref, a.expires_ms, a.data, now_ms)
+        for a in attachments
+        if a.expires_ms > now_ms
+    ]
+
+
 def _forum(r: sqlite3.Row) -> ForumRecord:
     return ForumRecord(
         r["id"], r["hub"], None if r["state"] is None else bytes(r["state"]), r["head_seq"],
@@ -97,13 +128,16 @@ class ForumStore:
         frozen: bool,
         now_ms: int,
         truncate_after: int | None = None,
+        attachments: Sequence[StoredAttachment] = (),
     ) -> None:
         """Store ``entries`` and the state they lead to, atomically.
 
         ``truncate_after``: first drop every entry (and head) after that seq — a hub move
-        discards what the old hub sequenced past the certified point.
+        discards what the old hub sequenced past the certified point. ``attachments``:
+        those of detached entries among them; one already past its expiry is not stored.
         """
         rows = [(forum, e.seq, e.hash, e.event_id, e.entry, now_ms) for e in entries]
+        kept = _attachment_rows(forum, attachments, now_ms)
 
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -126,6 +160,8 @@ class ForumStore:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if kept:
+                conn.executemany(_KEEP_ATTACHMENT, kept)
 
         await self._engine.write(job)
 
@@ -152,6 +188,70 @@ class ForumStore:
             "SELECT entry FROM entries WHERE forum = ? AND seq = ?", (forum, seq)
         )
         return None if value is None else bytes(value)
+
+    # ------------------------------------------------------------------ attachments (§6.9)
+
+    async def keep_attachments(
+        self, forum: str, attachments: Sequence[StoredAttachment], now_ms: int
+    ) -> None:
+        """Keep attachments ahead of their entries (a member's event we forward)."""
+        kept = _attachment_rows(forum, attachments, now_ms)
+        if not kept:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(_KEEP_ATTACHMENT, kept)
+
+        await self._engine.write(job)
+
+    async def entry_attachments(
+        self, forum: str, first_seq: int, last_seq: int, now_ms: int
+    ) -> dict[int, StoredAttachment]:
+        """Unexpired attachments of the entries ``first_seq..last_seq``, by seq. Driven by
+        the attachments of the forum (few: only updates still within retention)."""
+        rows = await self._engine.fetch_all(
+            "SELECT e.seq, a.event_id, a.ref, a.expires_ms, a.data FROM attachments a"
+            " JOIN entries e ON e.forum = a.forum AND e.event_id = a.event_id"
+            " WHERE a.forum = ? AND a.expires_ms > ? AND e.seq BETWEEN ? AND ?",
+            (forum, now_ms, first_seq, last_seq),
+        )
+        return {r[0]: _attachment(*tuple(r)[1:]) for r in rows}
+
+    async def event_attachments(
+        self, forum: str, event_ids: Sequence[bytes], now_ms: int
+    ) -> dict[bytes, StoredAttachment]:
+        """Unexpired attachments of these events, by event id (re-sending submissions)."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" * len(event_ids))
+        rows = await self._engine.fetch_all(
+            "SELECT event_id, ref, expires_ms, data FROM attachments"
+            f" WHERE forum = ? AND expires_ms > ? AND event_id IN ({marks})",
+            (forum, now_ms, *event_ids),
+        )
+        return {bytes(r[0]): _attachment(*tuple(r)) for r in rows}
+
+    async def forums_with_attachments(self) -> set[str]:
+        rows = await self._engine.fetch_all("SELECT DISTINCT forum FROM attachments")
+        return {r[0] for r in rows}
+
+    async def next_attachment_expiry(self) -> int | None:
+        """When the earliest kept attachment expires (None: none kept)."""
+        value = await self._engine.fetch_value("SELECT MIN(expires_ms) FROM attachments")
+        return None if value is None else int(value)
+
+    async def delete_expired_attachments(self, now_ms: int) -> int:
+        """Delete every attachment whose expiry has passed; how many. The writer runs with
+        ``secure_delete``, so the rows are overwritten; the caller truncates the WAL."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("DELETE FROM attachments WHERE expires_ms <= ?", (now_ms,))
+            return int(cur.rowcount)
+
+        return await self._engine.write(job)
+
+    async def count_attachments(self) -> int:
+        return int(await self._engine.fetch_value("SELECT COUNT(*) FROM attachments") or 0)
 
     # ------------------------------------------------------------------ accountability
 

@@ -115,10 +115,15 @@ class Net:
         for node in sorted(engine.participants(forum)):
             if node in self.down or node not in self.engines:
                 continue
-            _, entries = await engine.read(forum, self.acks.get((hub, node, forum), 0) + 1, 500)
+            first = self.acks.get((hub, node, forum), 0) + 1
+            _, entries = await engine.read(forum, first, 500)
             if entries:
+                # Attachments of detached entries ride beside them (protocol §6.9).
+                kept = await engine.attachments_for(forum, first, first + len(entries) - 1)
                 try:
-                    ack = await self.engines[node].on_entries(hub, forum, entries)
+                    ack = await self.engines[node].on_entries(
+                        hub, forum, entries, list(kept.values()) or None
+                    )
                 except ProtocolError as exc:
                     self.errors.append((node, "forum.entries", exc.code))
                     continue
@@ -127,7 +132,7 @@ class Net:
 
 async def deliver(engine: ForumEngine, src: str, kind: str, body: dict[str, Any]) -> None:
     if kind == "forum.submit":
-        await engine.on_submit(src, body["forum"], body["events"])
+        await engine.on_submit(src, body["forum"], body["events"], body.get("attachments"))
     elif kind == "forum.result":
         await engine.on_result(src, body)
     elif kind == "forum.head":

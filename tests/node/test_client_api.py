@@ -53,7 +53,7 @@ class FakeHub:
         own = self.ctx.identity.keys.verify_key
         return own if node == NAME and kid == own.key_id else None
 
-    async def submit_local(self, raw: bytes) -> Result:
+    async def submit_local(self, raw: bytes, *, attachment: bytes | None = None) -> Result:
         ev = Event.from_bytes(raw)
         log = self.logs.setdefault(ev.forum, [])
         prev = log[-1].hash if log else ZERO_HASH
@@ -65,6 +65,9 @@ class FakeHub:
             self.states[ev.forum] = state
             self.cond.notify_all()
         return Result(ev.event_id, "sequenced", entry.seq)
+
+    async def attachments_by_event(self, forum: str, first: int, last: int) -> dict[bytes, bytes]:
+        return {}  # no detached content here: tests/node/test_attachments.py has it
 
     def state(self, forum: str) -> ForumState | None:
         return self.states.get(forum)

@@ -69,14 +69,21 @@ class FakeForums:
         log = self.logs.get(forum, [])
         return len(log), log[from_seq - 1 : from_seq - 1 + limit]
 
-    async def on_entries(self, origin: str, forum: str, entries: list[bytes]) -> int:
+    async def attachments_for(self, forum: str, first: int, last: int) -> dict[int, bytes]:
+        return {}  # detached content: tests/node/test_attachments.py
+
+    async def on_entries(
+        self, origin: str, forum: str, entries: list[bytes], attachments: Any = None
+    ) -> int:
         got = self.received.setdefault(forum, [])
         for entry in entries:  # contiguous only, idempotent
             if entry not in got:
                 got.append(entry)
         return len(got)
 
-    async def on_submit(self, origin: str, forum: str, events: list[bytes]) -> list[Any]:
+    async def on_submit(
+        self, origin: str, forum: str, events: list[bytes], attachments: Any = None
+    ) -> list[Any]:
         self.calls.append(("submit", (origin, forum)))
         return []
 
