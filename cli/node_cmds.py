@@ -196,7 +196,8 @@ def up(data_dir: str, listen: str | None, name: str | None, out: Output) -> None
             info = AdminClient(data, config).call("GET", "/admin/status")
             out.say(f"node {config.name} is already running from {data.root}")
             out.say(banner_text(info["name"], info["fingerprint"], config, data.root)
-                    .replace(" is up", " is up (already)").rsplit("\nstop with", 1)[0])
+                    .replace(" is up", " is up (already)").replace(" (in another terminal)", "")
+                    .rsplit("\nstop with", 1)[0])
             return
         out.say(f"using existing node {config.name} in {data.root}")
     else:
