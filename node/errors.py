@@ -11,8 +11,10 @@ a fixed message, so no exception text (which may quote content) ever leaves the 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +24,7 @@ from protocol.errors import CODES, ProtocolError, RemoteProtocolError
 
 from .context import CTX
 from .identity import FEDERATION_PREFIX
-from .logs import log_exception, request_id_var
+from .logs import log_event, log_exception, request_id_var
 
 MSGPACK = "application/vnd.peerforum+msgpack"
 log = logging.getLogger("peerforum.http")
@@ -103,8 +105,38 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         # aiohttp's reasons are fixed phrases ("Not Found"), never request content.
         return error_response(request, code, exc.reason or CODES[code][1])
     except Exception as exc:
+        reason = storage_unavailable(exc)
+        if reason is not None:  # not a bug: the operator's disk or another process
+            log_event(log, logging.WARNING, "storage.unavailable", reason=reason,
+                      route=route_name(request))  # fmt: skip
+            return error_response(request, "api.unavailable", f"the node's database is "
+                                  f"{reason}; try again later", {"Retry-After": "5"})  # fmt: skip
         log_exception(log, "http.internal_error", exc, route=route_name(request))
         return error_response(request, "api.internal", _internal_message())
+
+
+# SQLite result codes that mean "not now", not "a bug": another process holds the lock,
+# the disk is full, or the disk refused the write. (Python 3.11 names them on the error.)
+_UNAVAILABLE = {"SQLITE_BUSY": "locked by another process", "SQLITE_LOCKED": "locked",
+                "SQLITE_FULL": "out of disk space", "SQLITE_IOERR": "failing to write"}  # fmt: skip
+
+
+def storage_unavailable(exc: BaseException) -> str | None:
+    """Why the database cannot take requests now, if that is what ``exc`` (or what it was
+    raised from: the storage layer wraps driver errors) means; else None."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; a cycle must not hang an error path
+        if seen is None:
+            return None
+        if isinstance(seen, sqlite3.Error):
+            name = getattr(seen, "sqlite_errorname", "") or ""
+            for prefix, reason in _UNAVAILABLE.items():
+                if name.startswith(prefix):
+                    return reason
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return _UNAVAILABLE["SQLITE_FULL"]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _internal_message() -> str:
