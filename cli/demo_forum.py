@@ -14,6 +14,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .admin_client import AdminClient
@@ -79,6 +80,14 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> None
     raise TimeoutError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
+def _has_motion(member: DemoMember, forum: str, motion: str) -> bool:
+    return motion in member.client.view(forum).motions
+
+
+def _has_meeting(member: DemoMember, forum: str, meeting: str) -> bool:
+    return meeting in member.client.view(forum).meetings
+
+
 def _accepted_at_hub(hub_member: DemoMember, forum: str, candidate: str) -> bool:
     invitations = hub_member.client.reported_state(forum).get("invitations", [])
     return any(i.get("member") == candidate and i.get("accepted") for i in invitations)
@@ -90,9 +99,7 @@ def admit(forum: str, voters: list[DemoMember], candidate: DemoMember, step: Ste
     motion = actions.nominate(voters[0].client, forum, candidate.id,
                               note=f"{candidate.org} runs a tight ship")  # fmt: skip
     for v in voters:  # each voter's node must first hold the nomination the hub sequenced
-        _wait(
-            f"the nomination at {v.client.node}", lambda v=v: motion in v.client.view(forum).motions
-        )
+        _wait(f"the nomination at {v.client.node}", partial(_has_motion, v, forum, motion))
         actions.vote(v.client, forum, motion, True, "a good fit for the circle")
     step(f"admitting {candidate.id}: invitation, pledge, new epoch")
     hub = voters[0]  # it sees every vote as soon as it is sequenced
@@ -148,9 +155,7 @@ def form_forum(members: list[DemoMember], step: Step) -> dict[str, object]:
     meetings = actions.schedule(founder.client, forum, start)
     first = str(meetings[0]["id"])
     for m in members:
-        _wait(
-            f"the meetings at {m.client.node}", lambda m=m: first in m.client.view(forum).meetings
-        )
+        _wait(f"the meetings at {m.client.node}", partial(_has_meeting, m, forum, first))
         actions.rsvp(m.client, forum, first, "yes")
     posted = [members[i].client.post(forum, text) for i, text in POSTS]
 

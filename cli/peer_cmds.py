@@ -54,9 +54,7 @@ def add(url: str, data_dir: str, yes: bool, out: Output) -> None:
         out.result({"peer": found}, _describe(found))
         return
     out.say("compare this fingerprint with the other node's operator (e.g. by phone)")
-    approve = yes or (
-        sys.stdin.isatty() and click.confirm("approve this fingerprint?", err=True)
-    )
+    approve = yes or (sys.stdin.isatty() and click.confirm("approve this fingerprint?", err=True))
     if approve:
         found = client.call(
             "POST", f"/admin/peers/{found['name']}/approve", {"fingerprint": offered[0]}
@@ -132,9 +130,7 @@ def remove(name: str, data_dir: str, yes: bool, force: bool, out: Output) -> Non
         if not sys.stdin.isatty():
             fail(f"removing {name} needs confirmation: pass --yes", EXIT_USAGE, "cli.usage")
         click.confirm(f"forget {name} and its pinned keys?", err=True, abort=True)
-    answer = _client(data_dir).call(
-        "POST", f"/admin/peers/{name}/remove", {"force": force}
-    )
+    answer = _client(data_dir).call("POST", f"/admin/peers/{name}/remove", {"force": force})
     if answer["forums"]:
         out.say(f"warning: forums that needed {name}: {', '.join(answer['forums'])}")
     out.result(answer, f"removed {name} ({answer['dropped']} queued message(s) dropped)")

@@ -61,9 +61,7 @@ def test_an_unknown_option_is_a_usage_error(command: tuple[str, ...]) -> None:
     result = run(*command, "--no-such-option")
     assert result.exit_code == 2, result.output
     assert "No such option" in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(
-        result.exception, SystemExit
-    )
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
 
 
 def test_root_help_documents_exit_codes() -> None:
@@ -163,8 +161,6 @@ def test_demo_refuses_an_existing_dir(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_a_usage_error(args: list[str], tmp_path: Path) -> None:
-    result = run(*args, "--data", str(tmp_path / "d")) if args[0] in ("up", "init") else run(
-        *args
-    )
+    result = run(*args, "--data", str(tmp_path / "d")) if args[0] in ("up", "init") else run(*args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
