@@ -200,11 +200,11 @@ def update(c: MemberClient, forum: str, text: str, expires_days: int | None) -> 
     view = c.view(forum)
     days = view.charter["updates"]["retention_days"] if expires_days is None else expires_days
     expires = c.clock() + int(days) * DAY_MS
-    # Sealed inline with ``expires`` inside, so every client hides it when due. Detached
-    # sealing (protocol §6.9: the node deletes the ciphertext at ``expires``) needs the
-    # node to carry attachments, which it does not yet; see specs/forum-model.md.
-    return {"event": c.content(forum, "update", {"text": text, "expires": expires}),
-            "expires": expires}  # fmt: skip
+    # Sealed detached (protocol §6.9): every node deletes the ciphertext at ``expires``;
+    # the entry stays, and clients show it as expired. ``expires`` stays inside too, so a
+    # client hides it when due even if a node is late to delete.
+    return {"event": c.content(forum, "update", {"text": text, "expires": expires},
+                               expires=expires), "expires": expires}  # fmt: skip
 
 
 def rate(c: MemberClient, forum: str, dilemma: str, helpful: bool) -> str:

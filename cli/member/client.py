@@ -39,7 +39,7 @@ from .roster import (
     roster_after,
     sealing_keys,
 )
-from .sealing import open_epochs, readable, seal_map
+from .sealing import open_epochs, readable, seal_detached, seal_map
 from .trust import NodeKeys
 from .view import ForumView, Item, fold_view
 
@@ -64,6 +64,9 @@ class MemberClient:
         self.keys = NodeKeys(self.profile, self.session.base)
         self._folded: dict[str, tuple[ForumState, list[Entry]]] = {}
         self._items: dict[bytes, Item] = {}  # readable entries, opened once
+        # Attachments of detached entries (protocol §6.9) as the node served them, by event
+        # id; checked against the event's ct_ref before use. Gone once the node deleted them.
+        self._attachments: dict[bytes, bytes] = {}
 
     # ------------------------------------------------------------------ enrollment
 
@@ -135,6 +138,8 @@ class MemberClient:
             if page["gaps"]:
                 raise MemberApiError("forum.gap", f"{forum}: entries missing {page['gaps']}")
             head, batch = int(page["head"]), [Entry.from_bytes(unb64u(e)) for e in page["entries"]]
+            for eid, data in (page.get("attachments") or {}).items():
+                self._attachments[unb64u(eid)] = unb64u(data)
             out.extend(batch)
             wait_s = 0
             if not batch or batch[-1].seq >= head:
@@ -187,13 +192,15 @@ class MemberClient:
             nonce=nonce, epoch=epoch, body=body(header) if callable(body) else body,
         )  # fmt: skip
 
-    def submit(self, event: Event) -> dict[str, Any]:
-        """Send a signed event; when our node forwarded it to another hub, wait (bounded)
-        until the hub's entry for it is back here, so this member's next step sees its
-        own write — a client duty run twice would otherwise act twice."""
-        result = self.session.call(
-            "POST", f"/forums/{q(event.forum)}/events", {"event": b64u(event.raw)}
-        )
+    def submit(self, event: Event, attachment: bytes | None = None) -> dict[str, Any]:
+        """Send a signed event (and a detached one's attachment); when our node forwarded
+        it to another hub, wait (bounded) until the hub's entry for it is back here, so
+        this member's next step sees its own write — a client duty run twice would
+        otherwise act twice."""
+        request = {"event": b64u(event.raw)}
+        if attachment is not None:
+            request["attachment"] = b64u(attachment)
+        result = self.session.call("POST", f"/forums/{q(event.forum)}/events", request)
         if result.get("seq") is None:
             seq = self._await_event(event.forum, event.event_id)
             result = {**result, "seq": seq} if seq is not None else result
@@ -260,7 +267,8 @@ class MemberClient:
         never changes, and what did not open may open after the next epoch we fold)."""
         item = self._items.get(entry.hash)
         if item is None:
-            item = entry_item(self.profile, entry, self.agree_key)
+            attachment = self._attachments.get(entry.signed_event.event_id)
+            item = entry_item(self.profile, entry, self.agree_key, attachment, self.clock())
             body = item.body
             if body is not None and all(v is not None for v in body.values()):
                 self._items[entry.hash] = item
@@ -358,8 +366,9 @@ class MemberClient:
         self, forum: str, type: str, content: dict[str, Value], expires: int | None = None,
         *, duties: bool = True,
     ) -> str:  # fmt: skip
-        """Seal ``content`` as a ``type`` entry under the current epoch; ``expires`` (ms)
-        travels in clear so nodes can delete the ciphertext when it is due (§7.3).
+        """Seal ``content`` as a ``type`` entry under the current epoch. With ``expires``
+        (ms) it is sealed detached (protocol §6.9): the event names the ciphertext by hash
+        and every node deletes the ciphertext when it is due, the entry staying.
 
         Pending duties run first (``duties=False`` from the duties themselves), so a
         post never goes out under an epoch a removed member still holds."""
@@ -372,14 +381,19 @@ class MemberClient:
             raise MemberApiError("rules.epoch_required", "a new epoch is due: run forum sync")
         secret = self._secret(forum, state.epoch)
 
+        attachment: list[bytes] = []
+
         def body(h: dict[str, Any]) -> dict[str, Value]:
-            out: dict[str, Value] = {"ct": seal_map(secret, h, content, self.rng)}
-            if expires is not None:
-                out["expires"] = expires
-            return out
+            if expires is None:
+                return {"ct": seal_map(secret, h, content, self.rng)}
+            detached, data = seal_detached(secret, h, content, self.rng, expires)
+            attachment.append(data)
+            return detached
 
         ev = self._event(forum, type, state.epoch, body)
-        self.submit(ev)
+        self.submit(ev, attachment[0] if attachment else None)
+        if attachment:  # our own, until the node serves it back
+            self._attachments[ev.event_id] = attachment[0]
         return b64u(ev.event_id)
 
     def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:
@@ -397,7 +411,9 @@ class MemberClient:
                 if head >= wait_seq:
                     break
         state, entries = self.verified(forum)
-        out = [readable(self.profile, e, self.agree_key) for e in entries if e.seq >= from_seq]
+        now = self.clock()
+        out = [readable(self.profile, e, self.agree_key, self._attachments.get(
+            e.signed_event.event_id), now) for e in entries if e.seq >= from_seq]  # fmt: skip
         return {"forum": forum, "head": state.seq, "epoch": state.epoch, "entries": out}
 
     def remove(self, forum: str, member: str, sealed: dict[str, Value]) -> str:

@@ -17,7 +17,7 @@ from protocol.rules import CONTENT_TYPES, KeyLookup
 from .invitation import open_invitation
 from .profile import Profile
 from .roster import ATTESTED_IN, _verified
-from .sealing import _open
+from .sealing import _open, expired, sealed_part
 from .view import Item
 
 CLEAR_FIELDS = {
@@ -27,12 +27,19 @@ CLEAR_FIELDS = {
 }  # fmt: skip
 
 
-def entry_item(profile: Profile, entry: Entry, key: AgreementKey) -> Item:
+def entry_item(
+    profile: Profile, entry: Entry, key: AgreementKey, attachment: bytes | None = None,
+    now: int | None = None,
+) -> Item:  # fmt: skip
+    """``attachment``: a detached entry's (protocol §6.9); without it, past ``expires``
+    (at ``now``), the item's body is ``{"expired": True}``."""
     ev = entry.signed_event
     body: dict[str, Any] | None
     expires = ev.body.get("expires")
-    if ev.type in CONTENT_TYPES:
-        body = _open(profile, entry, ev.body.get("ct"))
+    if ev.type in CONTENT_TYPES and now is not None and expired(entry, attachment, now):
+        body = {"expired": True}
+    elif ev.type in CONTENT_TYPES:
+        body = _open(profile, entry, sealed_part(entry, attachment))
     elif ev.type == "member.accept":
         body = {"invite": b64u(ev.body["invite"])}
     else:
