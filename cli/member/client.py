@@ -33,6 +33,7 @@ from .invitation import open_invitation, seal_invitation
 from .items import attested_profiles, entry_item
 from .profile import Profile
 from .roster import (
+    GhostMemberError,
     attested_devices,
     attested_devices_of,
     compare_reported,
@@ -337,7 +338,12 @@ class MemberClient:
         """Commit a new epoch admitting ``admit``; False when another member was first."""
         state, entries = self.verified(forum)
         compare_reported(self.reported_state(forum), state)
-        keys = sealing_keys(roster_after(state, admit), attested_devices(entries, self.keys))
+        roster = roster_after(state, admit)
+        ghosts = [g for g in self._view(forum, entries).ghosts() if g in roster]
+        if ghosts:
+            raise GhostMemberError(f"{', '.join(ghosts)} was admitted without a passing "
+                                   "nomination: remove them before sealing an epoch")
+        keys = sealing_keys(roster, attested_devices(entries, self.keys))
         secret, epoch = self.rng(32), state.epoch + 1
         sealed = seal_epoch(secret, forum=forum, epoch=epoch, recipients=keys)
         body: dict[str, Value] = {
@@ -372,13 +378,18 @@ class MemberClient:
 
         Pending duties run first (``duties=False`` from the duties themselves), so a
         post never goes out under an epoch a removed member still holds."""
-        state, _ = self.verified(forum)
+        state, entries = self.verified(forum)
+        ghosts = self._view(forum, entries).ghosts()
         pending = state.epoch_required or any(i.accepted for i in state.invitations.values())
-        if duties and pending:
+        if duties and (pending or ghosts):
             self.sync(forum)
-            state, _ = self.verified(forum)
+            state, entries = self.verified(forum)
+            ghosts = self._view(forum, entries).ghosts()
         if state.epoch_required:  # never seal to an epoch a removed device may hold
             raise MemberApiError("rules.epoch_required", "a new epoch is due: run forum sync")
+        if ghosts:  # the current epoch reaches someone nobody admitted: seal nothing to it
+            raise GhostMemberError(f"{', '.join(ghosts)} was admitted without a passing "
+                                   "nomination: run forum sync to remove them first")
         secret = self._secret(forum, state.epoch)
 
         attachment: list[bytes] = []

@@ -4,6 +4,10 @@ Each duty follows from the forum's own record, so any member's client may do it 
 hub takes the first valid one (a second gets ``rules.stale_epoch`` or finds the work
 done on its next look):
 
+0. a member admitted without a passing nomination and the pledge (``ForumView.ghosts``,
+   raised as an ``unauthorized_admission`` alert) → ``member.remove`` sealed with
+   ``{unauthorized: seq}``: the node requires every epoch to be sealed to the whole
+   roster, so removing the ghost is the only way to seal the next epoch without it;
 1. a removal motion that passed → ``member.remove`` (motion and reason sealed);
 2. a new epoch when one is due — after a removal or leave, or to admit candidates who
    accepted an invitation that carries a passing nomination and the charter's pledge
@@ -36,7 +40,7 @@ ROUNDS = 4
 def run_duties(client: MemberClient, forum: str) -> dict[str, Any]:
     report: dict[str, Any] = {"forum": forum, "committed": False, "admitted": [], "removed": [],
                               "invited": [], "refused": [], "blocked": [], "amended": [],
-                              "pledged": False}  # fmt: skip
+                              "pledged": False, "ghosts": []}  # fmt: skip
     for _ in range(ROUNDS):
         state, entries = client.verified(forum)
         view = client._view(forum, entries)
@@ -45,6 +49,19 @@ def run_duties(client: MemberClient, forum: str) -> dict[str, Any]:
             client.member
         ) is None or state.members[client.member].status != ACTIVE:
             return report
+        ghost = next(iter(view.ghosts()), None)
+        if ghost is not None:  # DESIGN §4: never seal to anyone not properly admitted
+            try:
+                client.remove(forum, ghost, {"unauthorized": view.unauthorized[ghost],
+                                             "reason": "admitted without a passing nomination "
+                                                       "and the pledge"})  # fmt: skip
+            except MemberApiError as exc:  # another member's client was first
+                if exc.code != "rules.not_member":
+                    raise
+                continue
+            report["removed"].append(ghost)
+            report["ghosts"].append(ghost)
+            continue
         removal = next((m for m in view.ready_removals()), None)
         if removal is not None and removal.subject:
             sealed: dict[str, Value] = {"motion": removal.id,

@@ -88,6 +88,7 @@ class ForumView:
     unreadable: int = 0
     ignored: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    unauthorized: dict[str, int] = field(default_factory=dict)  # member → seq admitted
 
     # ------------------------------------------------------------------ who
 
@@ -149,6 +150,11 @@ class ForumView:
             if not self.blocking(m):
                 out.append(m)
         return out
+
+    def ghosts(self) -> list[str]:
+        """Active members admitted without a passing nomination and the pledge, as this
+        member judged when it happened: no epoch may be sealed to them again."""
+        return sorted(m for m in self.unauthorized if self.status.get(m) == ACTIVE)
 
     def ready_removals(self) -> list[Motion]:
         return [m for m in self.motions.values() if m.kind == "remove" and m.status == "passed"
@@ -250,6 +256,7 @@ def _commit(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
         if why:
             v.alerts.append({"to": "all", "kind": "unauthorized_admission", "member": cand,
                              "seq": it.seq, "text": f"{cand} was admitted by {it.author}: {why}"})
+            v.unauthorized[cand] = it.seq
         v.status[cand], v.roles[cand], v.admitted_seq[cand] = ACTIVE, set(), it.seq
         v.invitations.pop(cand, None)
     return None
@@ -264,6 +271,8 @@ def _remove(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     m = v.motions.get(str(sealed.get("motion", "")))
     if v.status.get(v.me) != ACTIVE:
         pass  # a removal from before our admission: its motion is sealed from us
+    elif subject in v.unauthorized and sealed.get("unauthorized") == v.unauthorized[subject]:
+        v.unauthorized.pop(subject)  # undoing an admission nobody voted for needs no vote
     elif m is None or m.kind != "remove" or m.subject != subject or not v.tally_of(m).passed:
         v.alerts.append({"to": "all", "kind": "unauthorized_removal", "member": subject,
                          "seq": it.seq, "text": f"{it.author} removed {subject} "
