@@ -45,6 +45,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stop_with_parent() -> None:
+    """In the node's process before exec: on Linux, SIGTERM it when the demo dies, even by
+    SIGKILL, so no node outlives the demo that started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class DemoNode:
     org: str
@@ -74,6 +84,7 @@ class DemoNode:
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # Ctrl-C is the demo's to handle, not the node's
+            preexec_fn=_stop_with_parent,
         )  # fmt: skip
 
     def healthy(self) -> bool:
