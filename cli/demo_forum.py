@@ -132,11 +132,9 @@ def admit(forum: str, voters: list[DemoMember], candidate: DemoMember, step: Ste
 
 
 def _pledge(member: DemoMember, forum: str) -> None:
-    """The new member records the pledge they signed (duty 5 of ``forum sync``).
-
-    Done here rather than by ``sync`` because on a node other than the hub, ``sync``
-    looks again before its forwarded pledge has come back sequenced, pledges again and
-    gives up (``client.busy``); the demo waits for its own entry instead."""
+    """The new member records the pledge they signed (duty 5 of ``forum sync``), and the
+    demo waits until it is back sequenced: on a node other than the hub the pledge is
+    forwarded, and every later step (RSVPs, posts) must see it in place."""
     view = member.client.view(forum)
     member.client.content(forum, "pledge", {"pledge_hash": pledge_hash(view.charter)},
                           duties=False)  # fmt: skip
