@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from protocol.codec import decode, encode
 from protocol.descriptor import (
@@ -226,8 +225,11 @@ def seeds() -> dict[str, list[bytes]]:
         "event": [w.create.raw],
         "entry": [w.first.raw],
         "head": [encode(head.to_wire()), encode(cosig.to_wire()), encode(proof.to_wire())],
-        "identity": [b"\x00" + encode(desc.to_wire()), b"\x01" + encode(rot.to_wire()),
-                     b"\x02" + encode(att)],  # fmt: skip
+        "identity": [
+            b"\x00" + encode(desc.to_wire()),
+            b"\x01" + encode(rot.to_wire()),
+            b"\x02" + encode(att),
+        ],  # fmt: skip
         "sealed": [encode(sealed)],
         "client_json": [json.dumps({"event": b64u(w.create.raw)}).encode()],
     }

@@ -56,9 +56,9 @@ def _facts() -> list[dict[str, Any]]:
 def figures(facts: list[dict[str, Any]]) -> dict[str, Any]:
     outcomes: dict[str, str] = {}
     for f in facts:
-        if f["fact"] == "test":  # a later failure (teardown) overrides a passed call
-            if outcomes.get(f["nodeid"]) != "failed":
-                outcomes[f["nodeid"]] = f["outcome"]
+        # A later failure (in teardown) overrides a passed call.
+        if f["fact"] == "test" and outcomes.get(f["nodeid"]) != "failed":
+            outcomes[f["nodeid"]] = f["outcome"]
     cases: dict[int, bool] = {}
     for nodeid, outcome in outcomes.items():
         m = _CASE.search(nodeid)

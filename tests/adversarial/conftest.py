@@ -35,7 +35,7 @@ from tests.integration.federation_kit import (  # noqa: E402
 class Trio:
     """Three peered nodes with alice (hub A), bob (B), carol (C) in one forum."""
 
-    nodes: Nodes
+    cluster: Nodes
     orgs: list[Org]
     members: list[Member]
     forum: Forum
@@ -45,12 +45,12 @@ class Trio:
 def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
     """Started once per module: node startup and forum formation cost seconds, and these
     cases attack without breaking anything the next case needs (key changes come last)."""
-    nodes = Nodes(Path(tmp_path_factory.mktemp("trio")))
+    cluster = Nodes(Path(tmp_path_factory.mktemp("trio")))
     try:
-        orgs, members = three_orgs(nodes)
+        orgs, members = three_orgs(cluster)
         forum = form_forum(members[0], members[1:])
         same_log(members, forum.id, 7)
-        yield Trio(nodes, orgs, members, forum)
+        yield Trio(cluster, orgs, members, forum)
     finally:
-        for node in nodes.started:
+        for node in cluster.started:
             node.kill()

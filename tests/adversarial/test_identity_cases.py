@@ -44,7 +44,7 @@ def test_case01_envelope_speaking_for_another_nodes_author_or_hub(trio: Trio) ->
 
 
 def test_case02_path_names_another_forum_and_descriptor_names_another_host(trio: Trio) -> None:
-    (a, b, c), (alice, bob, carol), forum = trio.orgs, trio.members, trio.forum
+    (a, b, c), alice, forum = trio.orgs, trio.members[0], trio.forum
     h0 = alice.head(forum.id)
     other = Forum(alice).id  # a forum id of the same hub that is not this one
     body = {"forum": forum.id, "from": 1, "limit": 10}
@@ -150,8 +150,14 @@ def test_case12_key_changed_without_rotation_cut_off_until_reapproved(trio: Trio
     # Our first envelope under the new key makes A refetch C's descriptor and see the swap.
     first = code(a, envelope(c.name, a, new))
     assert first in ("sig.unknown_key", "envelope.key_changed")
-    wait_until("A marks C key_changed", lambda: status_at_a() == "key_changed"
-               or code(a, envelope(c.name, a, new)) and status_at_a() == "key_changed")
+    wait_until(
+        "A marks C key_changed",
+        lambda: (
+            status_at_a() == "key_changed"
+            or code(a, envelope(c.name, a, new))
+            and status_at_a() == "key_changed"
+        ),
+    )
     for key in (new, old):  # cut off whatever key it signs with
         assert code(a, envelope(c.name, a, key)) == "envelope.key_changed"
     assert a.cli("peer", "approve", c.name)["peer"]["status"] == "approved"

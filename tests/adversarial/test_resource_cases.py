@@ -81,22 +81,46 @@ def _hostile_inputs(f: Org, v: Org) -> list[tuple[str, str, bytes, str]]:
     return [
         ("body over the HTTP limit", INBOX, b"\x00" * (2 * MiB), MSGPACK),
         ("1 MiB of nested arrays", INBOX, b"\x91" * (MiB - 10) + b"\x01", MSGPACK),
-        ("a map claiming 4 billion pairs", INBOX, b"\xdf\xff\xff\xff\xff" + b"\xa1a" * 1000,
-         MSGPACK),  # fmt: skip
+        (
+            "a map claiming 4 billion pairs",
+            INBOX,
+            b"\xdf\xff\xff\xff\xff" + b"\xa1a" * 1000,
+            MSGPACK,
+        ),  # fmt: skip
         ("a bin claiming 4 GiB", INBOX, b"\xc6\xff\xff\xff\xff" + b"\x00" * 100, MSGPACK),
-        ("an array of a million nils", INBOX, b"\xdd\x00\x0f\x42\x40" + b"\xc0" * 1_000_000,
-         MSGPACK),  # fmt: skip
+        (
+            "an array of a million nils",
+            INBOX,
+            b"\xdd\x00\x0f\x42\x40" + b"\xc0" * 1_000_000,
+            MSGPACK,
+        ),  # fmt: skip
         ("50 envelopes nested too deep", INBOX, build_batch([deep_env] * 50), MSGPACK),
-        ("51 envelopes", INBOX, b"\x82\xa9envelopes\xdc\x00\x33" + b"\xc4\x01\x00" * 51
-         + b"\xa1v\x01", MSGPACK),  # fmt: skip
+        (
+            "51 envelopes",
+            INBOX,
+            b"\x82\xa9envelopes\xdc\x00\x33" + b"\xc4\x01\x00" * 51 + b"\xa1v\x01",
+            MSGPACK,
+        ),  # fmt: skip
         ("backfill with a huge limit", "/_pf/v1/forums/x/backfill", b"\x80", MSGPACK),
         ("JSON nested a million deep", CLIENT + "/enroll", nested_json, "application/json"),
-        ("JSON with a 4,000-digit number", CLIENT + "/session",
-         b'{"ts": ' + b"9" * 4000 + b"}", "application/json"),  # fmt: skip
-        ("JSON that is not UTF-8", CLIENT + "/enroll", b'{"code": "\xff\xfe"}',
-         "application/json"),  # fmt: skip
-        ("a 1 MiB JSON string", CLIENT + "/enroll",
-         json.dumps({"code": "a" * (MiB - 100)}).encode(), "application/json"),  # fmt: skip
+        (
+            "JSON with a 4,000-digit number",
+            CLIENT + "/session",
+            b'{"ts": ' + b"9" * 4000 + b"}",
+            "application/json",
+        ),  # fmt: skip
+        (
+            "JSON that is not UTF-8",
+            CLIENT + "/enroll",
+            b'{"code": "\xff\xfe"}',
+            "application/json",
+        ),  # fmt: skip
+        (
+            "a 1 MiB JSON string",
+            CLIENT + "/enroll",
+            json.dumps({"code": "a" * (MiB - 100)}).encode(),
+            "application/json",
+        ),  # fmt: skip
         ("msgpack to a JSON route", CLIENT + "/enroll", b"\x80", MSGPACK),
     ]
 

@@ -56,7 +56,9 @@ def sealed_event(forum: Forum, author: Member, type_: str, content: dict[str, An
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nodes, list[Org], list[Member], Forum, list[str]]]:  # noqa: E501
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Nodes, list[Org], list[Member], Forum, list[str]]]:  # noqa: E501
     nodes = Nodes(Path(tmp_path_factory.mktemp("secret")))
     try:
         orgs, members = three_orgs(nodes)
@@ -70,8 +72,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nodes, lis
         # type is cleartext by design, §6.7: a refusal may name it.)
         for bad in (
             forum.event(alice, "post", {"text": MARKER}),
-            forum.event(alice, "post", {"ct": {"suite": 9, "nonce": b"\x00" * 12,
-                                             "ct": MARKER.encode()}}),  # fmt: skip
+            forum.event(
+                alice, "post", {"ct": {"suite": 9, "nonce": b"\x00" * 12, "ct": MARKER.encode()}}
+            ),  # fmt: skip
         ):
             try:
                 alice.submit(bad)
@@ -157,7 +160,8 @@ def observed_fields(org: Org) -> tuple[set[str], set[str]]:
     paths: set[str] = set()
     types: set[str] = set()
     try:
-        for (raw,) in db.execute("SELECT entry FROM entries UNION ALL SELECT entry FROM forum_invites"):
+        stored = "SELECT entry FROM entries UNION ALL SELECT entry FROM forum_invites"
+        for (raw,) in db.execute(stored):
             entry = Entry.from_bytes(raw)
             paths |= _paths("entry", decode(raw), False) | _event_paths(entry.signed_event.raw)
             types.add(entry.signed_event.type)

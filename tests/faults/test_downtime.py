@@ -76,7 +76,8 @@ def test_node_down_an_hour_then_days_catches_up_completely(
     for offset, label in ((HOUR_MS, "an hour"), (DAYS_MS, "three days")):
         b.stop()
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda i: alice.submit(forum.post(alice, f"{label} {i}")), range(300)))
+            list(pool.map(lambda i, t=label: alice.submit(forum.post(alice, f"{t} {i}")),
+                          range(300)))  # fmt: skip
         head += 300
         # The hub keeps trying B: backoff grows and the breaker opens (2 = open).
         wait_until(f"A's breaker to B opens ({label})", lambda: a.metric(

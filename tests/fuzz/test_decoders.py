@@ -20,8 +20,10 @@ from tests.report import record
 
 CORPUS = Path(__file__).parent / "corpus"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-FAST = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+FAST = settings(
+    max_examples=EXAMPLES, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
 
 
 def corpus(target: str) -> list[tuple[bytes, str]]:

@@ -44,8 +44,10 @@ ROUTES = [
     ("POST", "/admin/peers/{name}/approve"), ("GET", "/.well-known/peerforum"),
     ("GET", "/healthz"), ("GET", "/{junk}"),
 ]  # fmt: skip
-HTTP = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+HTTP = settings(
+    max_examples=EXAMPLES, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)  # fmt: skip
 
 
 class Served:
@@ -69,7 +71,8 @@ class Served:
         self.ready.set()
         self.loop.run_forever()
 
-    def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    def request(self, method: str, path: str, body: bytes,
+                headers: dict[str, str]) -> tuple[int, bytes, str]:  # fmt: skip
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         try:
             conn.request(method, path, body=body if method != "GET" else None, headers=headers)
