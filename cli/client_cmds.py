@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -84,6 +85,74 @@ def logout(profile_dir: str, out: Output) -> None:
     out.result({"ok": True}, "logged out")
 
 
+@client.group()
+def device() -> None:
+    """More devices: request on the new one, add from an enrolled one, remove.
+
+    \b
+    new device:  peerforum client device request --node URL --member @you:node \\
+                   --profile NEW --out request.json
+    old device:  peerforum client device add request.json --profile OLD
+    either:      peerforum client device remove KID --profile OTHER
+    Adding or removing a device signs device.add/device.remove in each of your forums
+    and commits their next epoch: a new device reads from then on, a removed one stops."""
+
+
+@device.command("request")
+@click.option("--node", "node_url", required=True, help="Your node's URL.")
+@click.option("--member", required=True, help="Your member id, @handle:node.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the request here (else it is printed).")
+@profile_option
+@json_option
+@run_command
+def device_request(node_url: str, member: str, out_file: str | None, profile_dir: str,
+                   out: Output) -> None:  # fmt: skip
+    """On the NEW device: make its keys and a request for an enrolled device to add.
+
+    The request holds public keys and a signature only. JSON: {member, sign, agree, proof}."""
+    import json
+
+    from .member.devices import request_device
+
+    req = request_device(profile_dir, node_url, member)
+    if out_file:
+        Path(out_file).write_text(json.dumps(req))
+    out.result(req, f"carry {out_file} to an enrolled device" if out_file else json.dumps(req))
+
+
+@device.command("add")
+@click.argument("request_file", type=click.Path(exists=True, dir_okay=False))
+@profile_option
+@json_option
+@run_command
+def device_add(request_file: str, profile_dir: str, out: Output) -> None:
+    """On an ENROLLED device: register the requested device and add it to your forums.
+
+    JSON: {kid, forums: [{forum, event, epoch}]}."""
+    import json
+
+    from .member.devices import add_device
+
+    result = add_device(MemberClient(profile_dir), json.loads(Path(request_file).read_text()))
+    out.result(result, f"added {result['kid']} to {len(result['forums'])} forum(s)")
+
+
+@device.command("remove")
+@click.argument("kid")
+@profile_option
+@json_option
+@run_command
+def device_remove(kid: str, profile_dir: str, out: Output) -> None:
+    """Remove device KID (see 'client me') from your forums, then revoke it at the node.
+
+    JSON: {kid, forums: [{forum, event, epoch}]}."""
+    from .member.devices import remove_device
+
+    result = remove_device(MemberClient(profile_dir), kid)
+    out.result(result, f"removed {kid} from {len(result['forums'])} forum(s)")
+
+
 @click.group()
 def forum() -> None:
     """Forums: create, admit, meet, keep commitments (all content sealed on this device).
@@ -158,12 +227,14 @@ def members(forum_id: str, profile_dir: str, out: Output) -> None:
 @forum.command()
 @click.argument("forum_id", metavar="FORUM")
 @click.option("--text", required=True)
+@click.option("--reply-to", "reply_to", default=None, metavar="EVENT",
+              help="Reply to this post (its event id, or 4+ first characters of it).")
 @profile_option
 @json_option
 @run_command
-def post(forum_id: str, text: str, profile_dir: str, out: Output) -> None:
-    """Post TEXT, sealed under the forum's current epoch."""
-    event = MemberClient(profile_dir).post(forum_id, text)
+def post(forum_id: str, text: str, reply_to: str | None, profile_dir: str, out: Output) -> None:
+    """Post TEXT (or a reply), sealed under the forum's current epoch. JSON: {event}."""
+    event = MemberClient(profile_dir).post(forum_id, text, reply_to)
     out.result({"event": event}, event)
 
 
@@ -204,8 +275,12 @@ def sync(forum_id: str, profile_dir: str, out: Output) -> None:
     Removals voted through; a new epoch when one is due (admitting candidates who
     accepted an invitation carrying a passing nomination and the pledge — no one else);
     invitations for nominations that passed and are clear of conflicts; charter
-    amendments that passed; your own pledge once admitted. JSON: {forum, epoch,
-    committed, admitted, removed, invited, refused, blocked, amended, pledged}."""
+    amendments that passed; your own pledge once admitted, if it is the pledge you
+    accepted. A member admitted without a passing nomination (a ghost) is removed
+    first and no epoch is sealed to them. An amended pledge is shown, never signed for
+    you: sign it with 'forum accept-pledge FORUM'. JSON: {forum, epoch, committed,
+    admitted, removed, invited, refused, blocked, amended, pledged, ghosts,
+    pledge_due: null | {pledge, pledge_hash}}."""
     result = MemberClient(profile_dir).sync(forum_id)
     lines = [f"epoch {result['epoch']}" + (" (committed)" if result["committed"] else "")]
     lines += [f"admitted {m}" for m in result["admitted"]]
@@ -214,7 +289,26 @@ def sync(forum_id: str, profile_dir: str, out: Output) -> None:
     lines += [f"not admitting {r['candidate']}: {r['why']}" for r in result["refused"]]
     lines += [f"not inviting {b['subject']}: " + "; ".join(c["detail"] for c in b["conflicts"])
               for b in result["blocked"]]  # fmt: skip
+    lines += [f"removed {g}: admitted without a passing nomination" for g in result["ghosts"]]
+    if result["pledge_due"]:
+        lines.append(f"the pledge changed; to sign it run: peerforum forum accept-pledge "
+                     f"{forum_id}\n  {result['pledge_due']['pledge']}")
     out.result(result, "\n".join(lines))
+
+
+@forum.command("accept-pledge")
+@click.argument("forum_id", metavar="FORUM")
+@profile_option
+@json_option
+@run_command
+def accept_pledge(forum_id: str, profile_dir: str, out: Output) -> None:
+    """Sign the forum's current pledge (after an amendment changed its text).
+
+    JSON: {event (null if already signed), pledge, pledge_hash}."""
+    from .member.duties import accept_pledge as sign
+
+    result = sign(MemberClient(profile_dir), forum_id)
+    out.result(result, f"you pledged:\n  {result['pledge']}")
 
 
 @forum.command()

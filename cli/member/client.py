@@ -407,8 +407,16 @@ class MemberClient:
             self._attachments[ev.event_id] = attachment[0]
         return b64u(ev.event_id)
 
-    def post(self, forum: str, text: str, type: str = "post", field: str = "text") -> str:
-        return self.content(forum, type, {field: text})
+    def post(self, forum: str, text: str, reply_to: str | None = None) -> str:
+        """A post, or with ``reply_to`` (an event id, or a unique prefix of 4+ characters
+        of one readable here) a ``reply`` to it."""
+        if reply_to is None:
+            return self.content(forum, "post", {"text": text})
+        ids = [p["event"] for p in self.view(forum).posts]
+        found = [i for i in ids if i == reply_to] or [i for i in ids if i.startswith(reply_to)]
+        if len(found) != 1 or len(reply_to) < 4:
+            raise MemberApiError("client.unknown_ref", f"no single post matches {reply_to!r}")
+        return self.content(forum, "reply", {"text": text, "to": found[0]})
 
     def read(
         self, forum: str, from_seq: int = 1, wait_seq: int | None = None, timeout_s: int = 0

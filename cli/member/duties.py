@@ -15,7 +15,10 @@ done on its next look):
 3. a nomination that passed and is clear of conflicts (or whose conflicts a waiver
    vote lifted) → ``member.invite`` with the charter and pledge sealed to the candidate;
 4. an amendment that passed → the new ``charter`` entry;
-5. this member's own ``pledge`` entry once admitted.
+5. this member's own ``pledge`` entry once admitted — only for a pledge the member
+   already signed (the creator's founding charter, or the invitation they accepted).
+   A pledge changed by an amendment is never re-signed here: sync reports it as
+   ``pledge_due`` and ``forum accept-pledge`` signs it (``accept_pledge``).
 
 Removal comes first and invitations after the epoch: content and invitations must not be
 sealed while a removed member's devices could still hold the current epoch.
@@ -26,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from protocol.codec import Value
+from protocol.keys import b64u
 
 from .api import MemberApiError
 from .charter import pledge_hash
@@ -40,7 +44,7 @@ ROUNDS = 4
 def run_duties(client: MemberClient, forum: str) -> dict[str, Any]:
     report: dict[str, Any] = {"forum": forum, "committed": False, "admitted": [], "removed": [],
                               "invited": [], "refused": [], "blocked": [], "amended": [],
-                              "pledged": False, "ghosts": []}  # fmt: skip
+                              "pledged": False, "ghosts": [], "pledge_due": None}  # fmt: skip
     for _ in range(ROUNDS):
         state, entries = client.verified(forum)
         view = client._view(forum, entries)
@@ -103,10 +107,25 @@ def run_duties(client: MemberClient, forum: str) -> dict[str, Any]:
                                               "motion": motion.id}, duties=False)  # fmt: skip
             report["amended"].append(motion.id)
             did = True
-        if client.member not in view.pledges:
+        if client.member not in view.pledges and view.signed_pledge(client.member):
             client.content(forum, "pledge", {"pledge_hash": pledge_hash(view.charter)},
                            duties=False)
             report["pledged"] = did = True
+        elif client.member not in view.pledges:  # an amended pledge: the member's own act
+            report["pledge_due"] = {"pledge": view.charter["pledge"],
+                                    "pledge_hash": b64u(pledge_hash(view.charter))}
         if not did:
             return report
     raise MemberApiError("client.busy", "the forum kept changing; run forum sync again")
+
+
+def accept_pledge(client: MemberClient, forum: str) -> dict[str, Any]:
+    """This member signs the forum's current pledge (after an amendment changed it)."""
+    view = client.view(forum)
+    if view.status.get(client.member) != ACTIVE:
+        raise MemberApiError("rules.not_member", f"{client.member} is not an active member")
+    digest = pledge_hash(view.charter)
+    event = None
+    if client.member not in view.pledges:
+        event = client.content(forum, "pledge", {"pledge_hash": digest})
+    return {"event": event, "pledge": view.charter["pledge"], "pledge_hash": b64u(digest)}

@@ -64,6 +64,7 @@ class ForumView:
     name: str = ""
     charter: dict[str, Any] = field(default_factory=default_charter)
     charter_seq: int = 0
+    founding_charter: bool = False  # the creator's first charter, never amended
     creator: str = ""
     status: dict[str, str] = field(default_factory=dict)
     roles: dict[str, set[str]] = field(default_factory=dict)
@@ -89,6 +90,7 @@ class ForumView:
     ignored: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     unauthorized: dict[str, int] = field(default_factory=dict)  # member → seq admitted
+    accepted_envelopes: dict[str, Any] = field(default_factory=dict)  # member → envelope
 
     # ------------------------------------------------------------------ who
 
@@ -159,6 +161,16 @@ class ForumView:
     def ready_removals(self) -> list[Motion]:
         return [m for m in self.motions.values() if m.kind == "remove" and m.status == "passed"
                 and self.status.get(m.subject or "") == ACTIVE]  # fmt: skip
+
+    def signed_pledge(self, member: str) -> bool:
+        """Whether ``member`` already signed the current pledge outside a ``pledge``
+        entry: as the creator, with the charter they sealed, or as a candidate, by the
+        acceptance of an invitation carrying it (``member.accept`` signs the envelope)."""
+        current = pledge_hash(self.charter)
+        if member == self.creator and self.founding_charter:
+            return True
+        env = self.accepted_envelopes.get(member)
+        return isinstance(env, Mapping) and env.get("pledge_hash") == current
 
     def ready_amendments(self) -> list[Motion]:
         return [m for m in self.motions.values() if m.kind == "amend" and m.status == "passed"]
@@ -258,7 +270,9 @@ def _commit(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
                              "seq": it.seq, "text": f"{cand} was admitted by {it.author}: {why}"})
             v.unauthorized[cand] = it.seq
         v.status[cand], v.roles[cand], v.admitted_seq[cand] = ACTIVE, set(), it.seq
-        v.invitations.pop(cand, None)
+        inv = v.invitations.pop(cand, None)
+        if inv is not None and inv.get("accepted"):
+            v.accepted_envelopes[cand] = inv.get("envelope")
     return None
 
 
@@ -303,14 +317,18 @@ def _charter(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
         return None
     if v.charter_seq == 0 and it.author == v.creator:
         v.charter, v.charter_seq = dict(b["charter"]), it.seq
+        v.founding_charter = True
         return None
     m = v.motions.get(str(b.get("motion", "")))
     if m is None or m.kind != "amend" or not v.tally_of(m).passed:
         return "a charter change needs an amendment motion that passed"
     if m.body.get("charter") != b["charter"]:
         return "the charter differs from the amendment voted"
-    v.charter, v.charter_seq = dict(b["charter"]), it.seq
+    v.charter, v.charter_seq, v.founding_charter = dict(b["charter"]), it.seq, False
     m.status, m.carried_seq = "carried", it.seq
+    # A new pledge text is pledged anew, by each member's own act (``accept-pledge``).
+    current = pledge_hash(v.charter)
+    v.pledges = {k: p for k, p in v.pledges.items() if p.get("pledge_hash") == current}
     return None
 
 
@@ -348,7 +366,8 @@ def _intake(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
 def _pledge(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     if b.get("pledge_hash") != pledge_hash(v.charter):
         return "a pledge of another text than the charter's"
-    v.pledges[it.author] = {"seq": it.seq, "ts": it.ts, "event": it.event}
+    v.pledges[it.author] = {"seq": it.seq, "ts": it.ts, "event": it.event,
+                            "pledge_hash": b.get("pledge_hash")}  # fmt: skip
     return None
 
 
