@@ -59,7 +59,9 @@ def _attendance(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
 def _update(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     v.updates.append({"event": it.event, "author": it.author, "ts": it.ts,
                       "text": str(b.get("text", "")),
-                      "expires": it.expires if it.expires is not None else _ms(b.get("expires"))})
+                      "expires": it.expires if it.expires is not None else _ms(b.get("expires")),
+                      # its ciphertext was deleted by every node (protocol §6.9)
+                      "expired": b.get("expired") is True})  # fmt: skip
     return None
 
 

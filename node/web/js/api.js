@@ -128,8 +128,11 @@ export class Session {
   removeDevice(kid) { return this.call("DELETE", `/devices/${seg(kid)}`); }
   attestation(member) { return this.call("GET", `/members/${seg(member)}/attestation`).then((a) => unb64u(a.attestation)); }
 
-  submit(event) {
-    return this.call("POST", `/forums/${seg(event.forum)}/events`, { event: b64u(event.raw) });
+  /** A signed event; a detached one (§6.9) with its attachment beside it. */
+  submit(event, attachment = null) {
+    const body = { event: b64u(event.raw) };
+    if (attachment) body.attachment = b64u(attachment);
+    return this.call("POST", `/forums/${seg(event.forum)}/events`, body);
   }
 
   /** One page of hub-signed entries from `from`; with `wait` (s) a long poll (≤ 30 s). */

@@ -12,7 +12,7 @@ import { ApiError, b64u, unb64u } from "./api.js";
 import { decode, equalBytes } from "./codec.js";
 import { defaultCharter, pledgeHash } from "./charter.js";
 import { attestationFromWire, KeySet, sameDevice, verifyAttestation } from "./descriptor.js";
-import { newEpochSecret, newContentNonce, openEpoch, openContentMap, sealedContentFromWire, sealedSecretFromWire, sealEpoch, sealContentMap } from "./group.js";
+import { attachedContent, detachContent, newEpochSecret, newContentNonce, openEpoch, openContentMap, sealedContentFromWire, sealedSecretFromWire, sealEpoch, sealContentMap } from "./group.js";
 import { nodeOf } from "./identity.js";
 import { openInvitation, sealInvitation } from "./invitation.js";
 import { buildEvent, entryFromBytes, makeForumId, VERSION } from "./log.js";
@@ -129,6 +129,9 @@ export class ForumClient {
   constructor({ session, device, keys }) {
     Object.assign(this, { session, device, keys, member: session.member, node: session.node });
     this.cache = new Map(); // forum -> {state, entries}: folded once, extended by new pages
+    // Attachments of detached entries (§6.9) as the node served them, by b64u event id;
+    // checked against the event's ct_ref before use. Gone once the nodes deleted them.
+    this.attachments = new Map();
     this.locks = new Map(); // forum -> the promise of its last fold
     this.syncing = new Map(); // forum -> the duties running now
   }
@@ -157,6 +160,7 @@ export class ForumClient {
       const page = await this.session.entries(forum, { from, limit: PAGE });
       if (page.gaps.length) throw new ApiError("forum.gap", `entries missing ${JSON.stringify(page.gaps)}`);
       const batch = await Promise.all(page.entries.map((e) => entryFromBytes(unb64u(e))));
+      for (const [eid, data] of Object.entries(page.attachments ?? {})) this.attachments.set(eid, unb64u(data));
       let { state } = c;
       for (const entry of batch) {
         state = await applyEntry(state, entry, { hubKeyAt: this.lookup, nodeKeys: this.lookup });
@@ -205,7 +209,19 @@ export class ForumClient {
       }
     };
     let body;
-    if (CONTENT_TYPES.includes(ev.type)) {
+    const detached = Object.hasOwn(ev.body, "ct_ref");
+    const attachment = detached ? this.attachments.get(b64u(ev.eventId)) : undefined;
+    if (CONTENT_TYPES.includes(ev.type) && detached && !attachment && ev.body.expires <= Date.now()) {
+      body = { expired: true }; // every node deleted the ciphertext: the entry stays
+    } else if (CONTENT_TYPES.includes(ev.type) && detached) {
+      let sealed = null;
+      try {
+        sealed = attachment ? await attachedContent(ev.body, attachment) : null;
+      } catch {
+        sealed = null;
+      }
+      body = sealed ? await open(sealed) : null;
+    } else if (CONTENT_TYPES.includes(ev.type)) {
       body = await open(ev.body.ct);
     } else if (ev.type === "member.accept") {
       body = { invite: b64u(ev.body.invite) };
@@ -232,8 +248,8 @@ export class ForumClient {
     return buildEvent({ forum, type, author: this.member, deviceKey: this.device.sign, ts, nonce, epoch, body: b });
   }
 
-  async submit(event) {
-    const result = await this.session.submit(event);
+  async submit(event, attachment = null) {
+    const result = await this.session.submit(event, attachment);
     // "sequenced": our node is the hub and holds the entry now; "forwarded": wait for it.
     if (result.status !== "sequenced" && result.seq) await this.awaitSeq(event.forum, result.seq);
     return result;
@@ -303,11 +319,17 @@ export class ForumClient {
     if (state.epochRequired) throw new ApiError("rules.epoch_required", "a new epoch is due before anything can be sealed");
     const secret = await getEpochSecret(this.member, forum, state.epoch);
     if (!secret) throw new ApiError("content.open_failed", `no secret for epoch ${state.epoch}`);
+    let attachment = null;
     const ev = await this.event(forum, type, state.epoch, async (header) => {
       const ct = await sealContentMap(secret, { header, body: content, nonce: newContentNonce() });
-      return expires === undefined ? { ct } : { ct, expires };
+      if (expires === undefined) return { ct };
+      // Detached (§6.9): nodes delete the ciphertext at `expires`; the entry stays.
+      const detached = await detachContent(ct, expires);
+      attachment = detached.attachment;
+      return detached.body;
     });
-    await this.submit(ev);
+    await this.submit(ev, attachment);
+    if (attachment) this.attachments.set(b64u(ev.eventId), attachment);
     return b64u(ev.eventId);
   }
 

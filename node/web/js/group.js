@@ -210,3 +210,37 @@ export async function openEventContent(event, secretsByEpoch) {
   const header = typeof event.header === "function" ? event.header() : contentHeader(event);
   return openContentMap(secret, { header, sealed });
 }
+
+// ---------------------------------------------------------------------------- detached content
+//
+// §6.9: an update's ciphertext leaves the signed event so nodes can delete it at `expires`.
+// The event carries `{ct_ref, expires}`; the attachment (the encoded SealedContent) travels
+// beside it. Sealing and the AAD are exactly those of inline content.
+
+/** ct_ref of an attachment: SHA-256 of its exact bytes. */
+export async function attachmentRef(attachment) {
+  return new Uint8Array(await subtle.digest("SHA-256", attachment));
+}
+
+/** `{ body: {ct_ref, expires}, attachment }` for a sealed content object. */
+export async function detachContent(sealed, expires) {
+  if (!Number.isSafeInteger(expires) || expires < 0) throw local("schema.bad_value", "expires must be an int >= 0");
+  const attachment = encode(sealed);
+  if (attachment.length > 65536) throw local("event.too_large", "the attachment exceeds 64 KiB");
+  return { body: { ct_ref: await attachmentRef(attachment), expires }, attachment };
+}
+
+/** The SealedContent a detached body names, read from `attachment` (§6.9 A1-A3). */
+export async function attachedContent(body, attachment) {
+  if (!(attachment instanceof Uint8Array)) throw remote("content.attachment_mismatch", "no attachment");
+  if (attachment.length > 65536) throw remote("event.too_large", "the attachment exceeds 64 KiB");
+  const ref = await attachmentRef(attachment);
+  if (!(body.ct_ref instanceof Uint8Array) || ref.length !== body.ct_ref.length || !ref.every((b, i) => b === body.ct_ref[i])) {
+    throw remote("content.attachment_mismatch", "attachment is not ct_ref's");
+  }
+  try {
+    return sealedContentFromWire(decode(attachment));
+  } catch (err) {
+    throw remote("content.attachment_mismatch", `attachment: ${err.message}`);
+  }
+}

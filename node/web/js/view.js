@@ -116,7 +116,8 @@ const AREAS = {
     (v.attendance[mid] ??= {})[str(b.member)] = b.status;
   },
   update: (v, it, b) => {
-    v.updates.push({ event: it.event, author: it.author, ts: it.ts, text: str(b.text), expires: it.expires });
+    // `expired`: its ciphertext was deleted by every node (§6.9); author and time remain.
+    v.updates.push({ event: it.event, author: it.author, ts: it.ts, text: str(b.text), expires: it.expires, expired: b.expired === true });
   },
   dilemma: (v, it, b) => {
     v.dilemmas[it.event] = { dilemma: it.event, author: it.author, ts: it.ts, seq: it.seq, issue: str(b.issue), why: str(b.why), decision: str(b.decision), ask: str(b.ask), responses: [], helpful: null };

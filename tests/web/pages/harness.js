@@ -11,7 +11,7 @@ import * as log from "/static/js/log.js";
 import * as keystore from "/static/js/keystore.js";
 import * as rules from "/static/js/rules.js";
 import * as descriptor from "/static/js/descriptor.js";
-import { ProtocolError } from "/static/js/errors.js";
+import { ProtocolError, remote } from "/static/js/errors.js";
 
 const { fromHex, toHex } = codec;
 
@@ -167,6 +167,23 @@ const T = {
       opened: toHex(await group.openContent(secret, { header, sealed: wire })),
       openedMap: toJson(await group.openContentMap(secret, { header, sealed: wire })),
     };
+  }),
+  // Detached content (§6.9): open the vector's attachment under the event's header, and
+  // detach the same sealed object again (ct_ref and attachment byte for byte).
+  detachedOpen: (v) => run(async () => {
+    const entry = await log.entryFromBytes(fromHex(v.entry));
+    const ev = entry.signedEvent;
+    const sealed = await group.attachedContent(ev.body, fromHex(v.attachment));
+    const again = await group.detachContent(sealed, v.expires);
+    return {
+      plaintext: toHex(await group.openContent(fromHex(v.epoch_secret), { header: ev.header(), sealed })),
+      ct_ref: toHex(again.body.ct_ref), attachment: toHex(again.attachment), expires: again.body.expires,
+    };
+  }),
+  detachedInvalid: (c) => run(async () => {
+    const ev = await log.eventFromBytes(fromHex(c.event));
+    if (!Object.hasOwn(ev.body, "ct_ref")) throw remote("content.attachment_mismatch", "the event is not detached");
+    return group.attachedContent(ev.body, c.attachment === null ? null : fromHex(c.attachment));
   }),
   groupContentInvalid: (c) => run(async () => {
     const header = codec.decode(fromHex(c.header));

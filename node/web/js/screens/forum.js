@@ -137,7 +137,9 @@ const RENDER = {
     const posts = v.posts.filter((p) => p.unreadable ? ["post", "reply", "update", "dilemma", "response"].includes(p.type) : true);
     return [
       section("Posts", posts.length ? h("ol", { class: "posts", id: "posts" }, posts.map((p) => postItem(p, v, replyHook))) : h("p", { class: "muted" }, "Nothing posted yet.")),
-      section("Updates", v.updates.length ? h("ul", { class: "list" }, v.updates.filter((u) => !u.expires || u.expires > v.now).map((u) => h("li", {}, who(u.author), `: ${u.text}`))) : h("p", { class: "muted" }, "No updates.")),
+      section("Updates", v.updates.length ? h("ul", { class: "list" }, v.updates.map((u) => (u.expired || (u.expires && u.expires <= v.now)
+        ? h("li", { class: "muted expired", dataset: { event: u.event } }, who(u.author), ": (expired)")
+        : h("li", { dataset: { event: u.event } }, who(u.author), `: ${u.text}`)))) : h("p", { class: "muted" }, "No updates.")),
       section("Dilemmas", Object.values(v.dilemmas).length ? h("ul", { class: "list" }, Object.values(v.dilemmas).map((x) => h("li", { class: "card" },
         h("h4", {}, x.issue), h("p", {}, "Why it matters: ", x.why), h("p", {}, "The decision: ", x.decision), h("p", {}, "The ask: ", x.ask),
         h("p", { class: "meta" }, "presented by ", who(x.author), x.helpful === null ? "" : x.helpful ? " · found it helpful" : " · did not find it helpful"),
