@@ -144,11 +144,12 @@ export async function buildEvent({ forum, type, author, deviceKey, ts, nonce, ep
  * Build a content event (post, reply, ...): `content` (a map) is sealed under the epoch
  * secret with this event's own header as AAD, then the event is signed (§8.6, §7.3).
  */
-export async function buildContentEvent({ forum, type, author, deviceKey, ts, nonce, epoch, content, epochSecret, contentNonce, expires }) {
+export async function buildContentEvent({ forum, type, author, deviceKey, ts, nonce, epoch, content, epochSecret, contentNonce }) {
+  // Inline only: content that expires is detached (§6.9, group.js detachContent), since
+  // `{ct, expires}` is refused by the rule table.
   const header = { v: VERSION, forum, type, author, kid: deviceKey.keyId, ts, nonce, epoch };
   const ct = await sealContentMap(epochSecret, { header, body: content, nonce: contentNonce });
-  const body = expires === undefined ? { ct } : { ct, expires };
-  return buildEvent({ forum, type, author, deviceKey, ts, nonce, epoch, body });
+  return buildEvent({ forum, type, author, deviceKey, ts, nonce, epoch, body: { ct } });
 }
 
 /** sig.unknown_key if `deviceKey` (a VerifyKey) is not event.kid; sig.invalid if bad. */
