@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.faults.proxy import Faults, FaultProxy
+from tests.faults.proxy import FaultProxy, Faults
 from tests.faults.test_gap import proxied_orgs
 from tests.integration.conftest import Nodes
 from tests.integration.federation_kit import ApiError, Forum, Member, form_forum, wait_until
