@@ -304,7 +304,7 @@ const T = {
     const secrets = await group.sealEpoch(secret, { forum, epoch, recipients: roster });
     const event = await log.buildContentEvent({
       forum, type: "post", author, deviceKey: state.sign, ts, nonce: fromHex(nonce), epoch,
-      content: fromJson(content), epochSecret: secret, contentNonce: fromHex(contentNonce), expires: ts + 1000,
+      content: fromJson(content), epochSecret: secret, contentNonce: fromHex(contentNonce),
     });
     // And an event the hub would sequence as-is: a member.leave with an empty body.
     const leave = await log.buildEvent({
