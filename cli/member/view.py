@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.keys import b64u
+
 from .charter import default_charter, pledge_hash
 from .meetings import STATUSES, Meeting
 from .motions import (
@@ -327,7 +329,7 @@ def _charter(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     v.charter, v.charter_seq, v.founding_charter = dict(b["charter"]), it.seq, False
     m.status, m.carried_seq = "carried", it.seq
     # A new pledge text is pledged anew, by each member's own act (``accept-pledge``).
-    current = pledge_hash(v.charter)
+    current = b64u(pledge_hash(v.charter))
     v.pledges = {k: p for k, p in v.pledges.items() if p.get("pledge_hash") == current}
     return None
 
@@ -367,7 +369,7 @@ def _pledge(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     if b.get("pledge_hash") != pledge_hash(v.charter):
         return "a pledge of another text than the charter's"
     v.pledges[it.author] = {"seq": it.seq, "ts": it.ts, "event": it.event,
-                            "pledge_hash": b.get("pledge_hash")}  # fmt: skip
+                            "pledge_hash": b64u(b["pledge_hash"])}  # fmt: skip
     return None
 
 
