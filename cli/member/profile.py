@@ -9,6 +9,9 @@ atomically, so a crash never leaves half a key file.
     DIR/profile.json   {"node_url", "node", "member", "kid", "token", "token_expires_ms"}
     DIR/epochs.json    {forum: {epoch (text): b64u secret}}
     DIR/nodes.json     {node: b64u descriptor}  (keys pinned on first use)
+
+``peerforum client backup`` seals all but the session token under a passphrase
+(``backup.py``, specs/profile.md); ``client restore`` writes them into a new directory.
 """
 
 from __future__ import annotations
@@ -130,6 +133,11 @@ class Profile:
     def epoch_secret(self, forum: str, epoch: int) -> bytes | None:
         text = self._epochs().get(forum, {}).get(str(epoch))
         return None if text is None else unb64u(text)
+
+    def epoch_secrets(self) -> dict[str, dict[int, bytes]]:
+        """Every epoch secret this device holds, by forum and epoch."""
+        return {forum: {int(e): unb64u(t) for e, t in secrets.items()}
+                for forum, secrets in self._epochs().items()}  # fmt: skip
 
     def save_epoch_secret(self, forum: str, epoch: int, secret: bytes) -> None:
         current = _read(self.epochs_path) if self.epochs_path.exists() else {}
