@@ -13,9 +13,17 @@ from typing import Any, TypeVar
 
 import click
 
-from .member import GhostMemberError, MemberApiError, MemberClient, ProfileError
+from .member import GhostMemberError, MemberApiError, MemberClient, Profile, ProfileError
 from .member.charter import CharterError, load_charter
-from .output import EXIT_CONFIG, EXIT_FAILURE, EXIT_UNREACHABLE, CliFailure, Output, json_option
+from .output import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliFailure,
+    Output,
+    json_option,
+)
 from .output import run_command as _run_command
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +57,7 @@ def profile_option(fn: F) -> F:
 
 @click.group()
 def client() -> None:
-    """This device: enroll with a code from the node's operator, log in and out."""
+    """This device: enroll with a code from the node's operator, log in and out, back up."""
 
 
 @client.command()
@@ -83,6 +91,96 @@ def logout(profile_dir: str, out: Output) -> None:
     """End this device's session on the node."""
     MemberClient(profile_dir).logout()
     out.result({"ok": True}, "logged out")
+
+
+PASSPHRASE_ENV = "PEERFORUM_PASSPHRASE"
+
+
+def passphrase_file_option(fn: F) -> F:
+    return click.option(
+        "--passphrase-file", type=click.Path(exists=True, dir_okay=False), default=None,
+        help=f"Read the passphrase from this file's first line (else ${PASSPHRASE_ENV}, "
+             "else a prompt). Never given as a flag value: it would land in shell history.",
+    )(fn)  # fmt: skip
+
+
+def _passphrase(passphrase_file: str | None, *, confirm: bool) -> str:
+    """From --passphrase-file, else $PEERFORUM_PASSPHRASE, else the terminal (no echo)."""
+    import os
+    import sys
+
+    if passphrase_file is not None:
+        lines = Path(passphrase_file).read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise CliFailure(f"no passphrase: give --passphrase-file FILE or ${PASSPHRASE_ENV} "
+                         "(there is no terminal to ask on)", EXIT_USAGE, "cli.usage")  # fmt: skip
+    return str(click.prompt("Backup passphrase", hide_input=True, err=True,
+                            confirmation_prompt=confirm))  # fmt: skip
+
+
+@client.command()
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="The backup file to write (mode 0600).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--keys-only", is_flag=True,
+              help="Only the device keys and node address: no epoch secrets, no pinned "
+                   "node keys (the restored device re-opens epochs from the log).")
+@passphrase_file_option
+@profile_option
+@json_option
+@run_command
+def backup(out_file: str, force: bool, keys_only: bool, passphrase_file: str | None,
+           profile_dir: str, out: Output) -> None:  # fmt: skip
+    """Seal this device's keys (and epoch secrets, pinned node keys) under a passphrase.
+
+    \b
+    Argon2id (64 MiB, 3 passes, 4 lanes: RFC 9106's second recommended option) derives
+    an AES-256-GCM key; the parameters and a random salt are stored in the file. Never
+    holds the session token. The passphrase needs 12+ characters: whoever gets the file
+    can guess at it offline. Restore with 'peerforum client restore FILE --profile NEW'.
+    JSON: {file, member, node, kid, forums, epochs, nodes, kdf: {alg, m_kib, t, p}}."""
+    from .member.backup import BackupError, backup_profile, check_out
+
+    try:
+        check_out(Path(out_file), force)
+        if not Profile(Path(profile_dir)).exists():
+            raise ProfileError(f"{profile_dir} holds no enrolled device")
+        passphrase = _passphrase(passphrase_file, confirm=True)
+        result = backup_profile(profile_dir, out_file, passphrase, force=force,
+                                keys_only=keys_only)  # fmt: skip
+    except BackupError as exc:
+        raise CliFailure(exc.message, EXIT_FAILURE, exc.code) from None
+    held = f"{result['epochs']} epoch secret(s) in {result['forums']} forum(s)"
+    out.result(result, f"wrote {out_file}: {result['member']}'s device {result['kid']}, {held}")
+
+
+@client.command()
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False))
+@passphrase_file_option
+@profile_option
+@json_option
+@run_command
+def restore(backup_file: str, passphrase_file: str | None, profile_dir: str,
+            out: Output) -> None:  # fmt: skip
+    """Restore a 'client backup' FILE into --profile DIR (new or empty).
+
+    The restored profile is the same device (same keys); it logs in afresh. A wrong
+    passphrase or an altered file fails with exit 1 and writes nothing.
+    JSON: {profile, member, node, kid, forums, epochs, nodes}."""
+    from .member.backup import BackupError, check_target, restore_profile
+
+    try:
+        check_target(Path(profile_dir))
+        passphrase = _passphrase(passphrase_file, confirm=False)
+        result = restore_profile(backup_file, profile_dir, passphrase)
+    except BackupError as exc:
+        raise CliFailure(exc.message, EXIT_FAILURE, exc.code) from None
+    out.result(result, f"restored {result['member']}'s device {result['kid']} into "
+                       f"{profile_dir}")  # fmt: skip
 
 
 @client.group()
