@@ -106,6 +106,7 @@ class Federation:
         # with the old key, whose seed the key file drops (keystore.py).
         self._keys: dict[str, SigningKey] = {identity.keys.kid: identity.keys.current}
         self._stopped = False
+        self._views: tuple[list[PeerRecord], dict[str, PeerView]] | None = None
 
     @property
     def me(self) -> str:
@@ -313,7 +314,18 @@ class Federation:
     # ------------------------------------------------------------------ incoming
 
     async def peer_views(self) -> dict[str, PeerView]:
-        return peer_views(await self.storage.list_peers())
+        """What the envelope checks know of each peer. Every inbound batch asks, so the
+        views are rebuilt only when the peer records changed (storage caches those and
+        drops them on any peer write: approval, block, pin, rotation)."""
+        peers = await self.storage.list_peers()
+        cached = self._views
+        if cached is not None and len(cached[0]) == len(peers) and all(
+            a is b for a, b in zip(cached[0], peers, strict=True)
+        ):
+            return cached[1]
+        views = peer_views(peers)
+        self._views = (peers, views)
+        return views
 
     def seen(self, envelope_id: bytes) -> bool:
         if envelope_id in self._inflight:

@@ -219,7 +219,7 @@ class DeliveryStore:
         rows = await self._engine.fetch_all("SELECT id FROM forums WHERE hub = ?", (hub,))
         return [r[0] for r in rows]
 
-    # ------------------------------------------------------------------ replay cache, keys
+    # ------------------------------------------------------------------ replay cache
 
     async def remember_envelopes(self, ids: list[tuple[bytes, str]], expires_ms: int) -> None:
         """Record the accepted envelope ids of one batch, ``(id, sender)``, in one job."""
@@ -239,21 +239,3 @@ class DeliveryStore:
             "SELECT id, expires_ms FROM replay_cache WHERE expires_ms >= ?", (now_ms,)
         )
         return {bytes(r[0]): int(r[1]) for r in rows}
-
-    async def pin_rotated_keys(
-        self, peer: str, keys: list[tuple[str, bytes, int | None]], now_ms: int
-    ) -> None:
-        """Pin the key set a verified rotation statement produced (status unchanged)."""
-
-        def job(conn: sqlite3.Connection) -> None:
-            for kid, key, expired_ms in keys:
-                conn.execute(
-                    "INSERT INTO peer_keys (peer, kid, key, pinned, expired_ms)"
-                    " VALUES (?, ?, ?, 1, ?) ON CONFLICT (peer, kid) DO UPDATE SET"
-                    " pinned = 1, expired_ms = excluded.expired_ms"
-                    " WHERE peer_keys.key = excluded.key",
-                    (peer, kid, key, expired_ms),
-                )
-            conn.execute("UPDATE peers SET updated_ms = ? WHERE name = ?", (now_ms, peer))
-
-        await self._engine.write(job)

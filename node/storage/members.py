@@ -60,10 +60,25 @@ def _device(r: sqlite3.Row) -> DeviceRecord:
     )  # fmt: skip
 
 
+SESSION_CACHE_MAX = 10_000  # live sessions kept in memory; past it the oldest go
+
+
 class MemberStore:
     # A mixin of ``Storage`` (store.py), which sets ``_engine``; not importing store.py's
     # base keeps the import one-way.
     _engine: SqliteEngine
+    # Every client request checks its session. Live sessions are kept in memory (token
+    # hash -> record), so that check is a dict lookup instead of a reader-thread round
+    # trip. Only live sessions are cached, and any write that can end one (logout, device
+    # revoked, member removed) clears the cache and bumps the generation, so a lookup
+    # that raced such a write never caches what it read. The database stays the record;
+    # other processes write it only while the node is stopped (the data dir lock).
+    _sessions: dict[bytes, SessionRecord] | None = None
+    _sessions_gen: int = 0
+
+    def _end_sessions(self) -> None:
+        self._sessions = {}
+        self._sessions_gen += 1
 
     # ------------------------------------------------------------------ members
 
@@ -142,7 +157,11 @@ class MemberStore:
             )
             return True
 
-        return await self._engine.write(job)
+        self._end_sessions()
+        try:
+            return await self._engine.write(job)
+        finally:
+            self._end_sessions()
 
     # ------------------------------------------------------------------ enrollment
 
@@ -215,7 +234,11 @@ class MemberStore:
             conn.execute("DELETE FROM sessions WHERE device = ?", (kid,))
             return True
 
-        return await self._engine.write(job)
+        self._end_sessions()
+        try:
+            return await self._engine.write(job)
+        finally:
+            self._end_sessions()
 
     async def get_device(self, kid: str) -> DeviceRecord | None:
         row = await self._engine.fetch_one("SELECT * FROM devices WHERE kid = ?", (kid,))
@@ -264,6 +287,15 @@ class MemberStore:
 
     async def get_session(self, token_hash: bytes, now_ms: int) -> SessionRecord | None:
         """The live session of ``token_hash`` whose device and member are still active."""
+        cache = self._sessions
+        if cache is None:
+            cache = self._sessions = {}
+        found = cache.get(token_hash)
+        if found is not None:
+            if found.expires_ms > now_ms:
+                return found
+            del cache[token_hash]
+        gen = self._sessions_gen
         row = await self._engine.fetch_one(
             "SELECT s.member, s.device, s.created_ms, s.expires_ms FROM sessions s"
             " JOIN devices d ON d.kid = s.device JOIN members m ON m.id = s.member"
@@ -273,13 +305,22 @@ class MemberStore:
         )
         if row is None:
             return None
-        return SessionRecord(row[0], row[1], row[2], row[3])
+        record = SessionRecord(row[0], row[1], row[2], row[3])
+        if gen == self._sessions_gen and self._sessions is not None:
+            if len(self._sessions) >= SESSION_CACHE_MAX:
+                del self._sessions[next(iter(self._sessions))]
+            self._sessions[token_hash] = record
+        return record
 
     async def delete_session(self, token_hash: bytes) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
-        await self._engine.write(job)
+        self._end_sessions()
+        try:
+            await self._engine.write(job)
+        finally:
+            self._end_sessions()
 
 
 class _Refused(Exception):

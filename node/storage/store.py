@@ -15,14 +15,15 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ..config import StorageConfig
 from .delivery import DeliveryStore
-from .engine import SqliteEngine, StorageError
+from .engine import SqliteEngine, StorageError, WriteJob
 from .forums import ForumStore
 from .members import MemberStore
 
+T = TypeVar("T")
 PeerStatus = Literal["pending", "approved", "blocked", "key_changed"]
 PEER_STATUSES: tuple[PeerStatus, ...] = ("pending", "approved", "blocked", "key_changed")
 
@@ -104,12 +105,35 @@ class NodeStateStore(_Base):
 
 
 class PeerStore(_Base):
+    # Every inbound batch checks its envelopes against every pinned peer, and every
+    # delivery round and backfill reads its peer: the records are kept in memory. Each
+    # peer write below goes through ``_peer_write``, which bumps the generation before and
+    # after it, so a read that raced a write is never cached. Other processes write peers
+    # only while the node is stopped (the data dir lock).
+    _peer_cache: tuple[int, dict[str, PeerRecord]] | None = None
+    _peers_gen: int = 0
+
     async def get_peer(self, name: str) -> PeerRecord | None:
-        rows = await self._peers("WHERE name = ?", (name,))
-        return rows[0] if rows else None
+        return (await self._peer_map()).get(name)
 
     async def list_peers(self) -> list[PeerRecord]:
-        return await self._peers("", ())
+        return list((await self._peer_map()).values())
+
+    async def _peer_map(self) -> dict[str, PeerRecord]:
+        gen, cached = self._peers_gen, self._peer_cache
+        if cached is not None and cached[0] == gen:
+            return cached[1]
+        peers = {p.name: p for p in await self._peers("", ())}
+        if gen == self._peers_gen:
+            self._peer_cache = (gen, peers)
+        return peers
+
+    async def _peer_write(self, job: WriteJob[T]) -> T:
+        self._peers_gen += 1
+        try:
+            return await self._engine.write(job)
+        finally:
+            self._peers_gen += 1
 
     async def _peers(self, where: str, params: tuple[str, ...]) -> list[PeerRecord]:
         rows = await self._engine.fetch_all(f"SELECT * FROM peers {where} ORDER BY name", params)
@@ -155,7 +179,7 @@ class PeerStore(_Base):
                 (name, url, status, offered, now_ms, now_ms),
             )
 
-        await self._engine.write(job)
+        await self._peer_write(job)
 
     async def pin_peer(
         self,
@@ -193,7 +217,7 @@ class PeerStore(_Base):
                     (name, kid, key, expired_ms),
                 )
 
-        await self._engine.write(job)
+        await self._peer_write(job)
 
     async def set_peer_status(self, name: str, status: PeerStatus, now_ms: int) -> bool:
         """Returns False when there is no such peer."""
@@ -205,13 +229,31 @@ class PeerStore(_Base):
             )
             return cur.rowcount == 1
 
-        return await self._engine.write(job)
+        return await self._peer_write(job)
 
     async def touch_peer(self, name: str, now_ms: int) -> None:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE peers SET last_seen_ms = ? WHERE name = ?", (now_ms, name))
 
-        await self._engine.write(job)
+        await self._peer_write(job)
+
+    async def pin_rotated_keys(
+        self, peer: str, keys: list[tuple[str, bytes, int | None]], now_ms: int
+    ) -> None:
+        """Pin the key set a verified rotation statement produced (status unchanged)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            for kid, key, expired_ms in keys:
+                conn.execute(
+                    "INSERT INTO peer_keys (peer, kid, key, pinned, expired_ms)"
+                    " VALUES (?, ?, ?, 1, ?) ON CONFLICT (peer, kid) DO UPDATE SET"
+                    " pinned = 1, expired_ms = excluded.expired_ms"
+                    " WHERE peer_keys.key = excluded.key",
+                    (peer, kid, key, expired_ms),
+                )
+            conn.execute("UPDATE peers SET updated_ms = ? WHERE name = ?", (now_ms, peer))
+
+        await self._peer_write(job)
 
     async def count_peers(self) -> dict[str, int]:
         rows = await self._engine.fetch_all("SELECT status, COUNT(*) FROM peers GROUP BY status")
