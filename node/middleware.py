@@ -8,6 +8,7 @@ learns (after checking an envelope signature or a session), so handlers call
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -26,11 +27,25 @@ log = logging.getLogger("peerforum.http")
 # Health checks and the local admin API are not rate limited: monitoring must always get
 # through, and the admin API is already loopback-only with a token.
 _UNLIMITED_PREFIXES = ("/healthz", "/metrics", "/admin/")
+# Members' devices and peers call these thousands of times a second under load: a line
+# per answered request there is noise and CPU (the request counters in /metrics count
+# them), so they log at DEBUG. Refusals and errors (status >= 400) log at INFO on every
+# path, and admin and page requests keep one line each.
+_QUIET_PREFIXES = ("/_pf/client/v1/", "/_pf/v1/")
+
+# A request id must be unique in this node's logs, not secret: a random prefix per
+# process and a counter, instead of a getrandom syscall per request.
+_RID_PREFIX = secrets.token_hex(4)
+_rid_counter = itertools.count(1)
+
+
+def next_request_id() -> str:
+    return f"{_RID_PREFIX}{next(_rid_counter) & 0xFFFFFFFF:08x}"
 
 
 @web.middleware
 async def context_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    rid = secrets.token_hex(8)
+    rid = next_request_id()
     rid_token = request_id_var.set(rid)
     peer_token = peer_var.set(None)
     started = time.perf_counter()
@@ -49,16 +64,19 @@ async def context_middleware(request: web.Request, handler: Any) -> web.StreamRe
         metrics = request.app[CTX].metrics
         metrics.requests.inc(route=route, status=str(status))
         metrics.request_seconds.inc(elapsed, route=route)
-        log_event(
-            log,
-            logging.INFO,
-            "http.request",
-            method=request.method,
-            route=route,
-            status=status,
-            ms=round(elapsed * 1000, 2),
-            remote=request.remote,
-        )
+        quiet = status < 400 and request.path.startswith(_QUIET_PREFIXES)
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log_event(
+                log,
+                level,
+                "http.request",
+                method=request.method,
+                route=route,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+                remote=request.remote,
+            )
         peer_var.reset(peer_token)
         request_id_var.reset(rid_token)
 

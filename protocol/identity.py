@@ -19,15 +19,25 @@ _NODE_RE = re.compile(rf"^{_HOST}(?::(?P<port>[1-9][0-9]{{0,4}}))?$")
 _HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._=-]{0,63}$")
 _FORUM_RE = re.compile(r"^!([A-Za-z0-9_-]{22}):(.+)$")
 MAX_NODE_NAME = 255
+# Every event and entry names a few nodes (author, forum, hub), each checked by the regex
+# below on every decode: a hub checks the same handful of names thousands of times a
+# second. Names that passed are remembered (exact strings; a bounded set of successes).
+_GOOD_NODES: set[str] = set()
+_GOOD_NODES_MAX = 4096
 
 
 def check_node_name(name: object) -> str:
     """Return ``name`` if it is a valid node name, else raise ``identity.bad_node_name``."""
+    if type(name) is str and name in _GOOD_NODES:
+        return name
     if not isinstance(name, str) or len(name) > MAX_NODE_NAME:
         raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
     m = _NODE_RE.fullmatch(name)
     if m is None or (m.group("port") is not None and int(m.group("port")) > 65535):
         raise RemoteProtocolError("identity.bad_node_name", f"bad node name {name!r:.80}")
+    if len(_GOOD_NODES) >= _GOOD_NODES_MAX:
+        _GOOD_NODES.clear()
+    _GOOD_NODES.add(name)
     return name
 
 

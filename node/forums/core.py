@@ -108,6 +108,8 @@ class ForumRuntime:
     pending_head: tuple[str, Head] | None = None  # a hub head beyond our seq: (origin, head)
     last_head_seq: int = 0  # hub: last head signed; replica: last head cosigned
     head_timer: asyncio.TimerHandle | None = None
+    push_wait: asyncio.TimerHandle | None = None  # replica: grace before backfilling
+    pushed_at: float = -1e9  # replica: loop time the hub's push last moved our head
     proof: bytes | None = None
 
     @property
@@ -193,6 +195,9 @@ class ForumCore:
         raise NotImplementedError  # replica.py
 
     async def _backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
+        raise NotImplementedError  # replica.py
+
+    def _await_push(self, rt: ForumRuntime) -> None:
         raise NotImplementedError  # replica.py
 
     async def _forward(

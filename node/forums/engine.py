@@ -70,8 +70,9 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
 
     async def close(self) -> None:
         for rt in self._forums.values():
-            if rt.head_timer is not None:
-                rt.head_timer.cancel()
+            for timer in (rt.head_timer, rt.push_wait):
+                if timer is not None:
+                    timer.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -80,11 +81,13 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
     # ------------------------------------------------------------------ submitting
 
     async def submit_local(
-        self, event_bytes: bytes, *, attachment: bytes | None = None
+        self, event_bytes: bytes, event: Event | None = None, *, attachment: bytes | None = None
     ) -> SubmitResult:
         """A local member's signed event: sequence it (we are the hub) or forward it.
-        ``attachment``: a detached event's (§6.9), checked here and kept until it expires."""
-        ev = Event.from_bytes(event_bytes)
+        ``event``: ``Event.from_bytes(event_bytes)`` if the caller (the client route)
+        already decoded it, so the hot path decodes once. ``attachment``: a detached
+        event's (§6.9), checked here and kept until it expires."""
+        ev = event if event is not None else Event.from_bytes(event_bytes)
         if node_of(ev.author) != self.name:
             raise RemoteProtocolError("api.forbidden", "the author is not a member of this node")
         forum, eid = ev.forum, ev.event_id

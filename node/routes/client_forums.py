@@ -170,7 +170,7 @@ async def submit_event(request: web.Request) -> web.Response:
         )
     if event.forum != forum:
         raise RemoteProtocolError("event.wrong_forum", "the event names another forum")
-    result = await _engine(request).submit_local(data, attachment=attachment)
+    result = await _engine(request).submit_local(data, event, attachment=attachment)
     return web.json_response(
         {"event_id": b64u(result.event_id), "status": result.status, "seq": result.seq}
     )

@@ -53,8 +53,10 @@ class FakeHub:
         own = self.ctx.identity.keys.verify_key
         return own if node == NAME and kid == own.key_id else None
 
-    async def submit_local(self, raw: bytes, *, attachment: bytes | None = None) -> Result:
-        ev = Event.from_bytes(raw)
+    async def submit_local(
+        self, raw: bytes, event: Event | None = None, *, attachment: bytes | None = None
+    ) -> Result:
+        ev = event or Event.from_bytes(raw)
         log = self.logs.setdefault(ev.forum, [])
         prev = log[-1].hash if log else ZERO_HASH
         entry = append_entry(prev, len(log) + 1, raw, self.ctx.identity.keys.current, NAME, NOW_MS)
@@ -212,6 +214,8 @@ async def test_token_is_bound_to_its_device(
     second.token = (await (await client.post(API + "/session", json=_login_body(second))).json())[
         "token"
     ]
+    # Used once, so the node holds the session in memory: revoking must still end it.
+    assert (await client.get(API + "/me", headers=_auth(second))).status == 200
     resp = await client.delete(API + f"/devices/{second.sign.key_id}", headers=_auth(dev))
     assert resp.status == 200
     assert (await client.get(API + "/me", headers=_auth(second))).status == 401
