@@ -127,12 +127,15 @@ async def receive_batch(
     items: list[Any] | None = None
     rotated: set[str] = set()
     try:
-        for index, outcome in enumerate(outcomes):
+        index = 0
+        while index < len(outcomes):
+            outcome = outcomes[index]
+            index += 1
             if isinstance(outcome, ProtocolError) and outcome.code == "sig.unknown_key":
                 items = items if items is not None else _items(data)
-                sender = _sender_of(items[index])
+                sender = _sender_of(items[index - 1])
                 if sender in rotated:  # signed by the key a rotation just above introduced
-                    outcome = await _recheck(fed, items[index], batch)
+                    outcome = await _recheck(fed, items[index - 1], batch)
                 elif sender is not None:
                     fed.schedule_refresh(sender)  # a key we do not know: did it rotate?
             if isinstance(outcome, ProtocolError):
@@ -140,9 +143,19 @@ async def receive_batch(
                 fed.metrics.envelopes.inc(result="refused", code=outcome.code)
                 if outcome.code == "envelope.replay":
                     fed.metrics.replays.inc()
-                batch.results.append(_refusal(items[index], outcome))
+                batch.results.append(_refusal(items[index - 1], outcome))
                 continue
-            await _handle(fed, outcome, batch)
+            # A sender's consecutive pushes of one forum are applied as one: one commit
+            # and one state snapshot for the run instead of one per envelope (a batch
+            # after an outage carries dozens). Each envelope still gets its own result.
+            run = [outcome]
+            while index < len(outcomes):
+                nxt = outcomes[index]
+                if not isinstance(nxt, Envelope) or not _same_push(outcome, nxt):
+                    break
+                run.append(nxt)
+                index += 1
+            await _handle(fed, run, batch)
             if outcome.kind == "node.rotation" and batch.results[-1].get("ok"):
                 rotated.add(outcome.sender)
     finally:
@@ -161,25 +174,52 @@ async def _recheck(fed: Federation, item: bytes, batch: _Batch) -> Envelope | Pr
     return env
 
 
-async def _handle(fed: Federation, env: Envelope, batch: _Batch) -> None:
+def _same_push(first: Envelope, other: Envelope) -> bool:
+    """Whether ``other`` continues ``first``'s push: forum.entries, same sender and forum."""
+    return (
+        first.kind == other.kind == "forum.entries" and other.sender == first.sender
+        and other.body["forum"] == first.body["forum"]
+    )  # fmt: skip
+
+
+async def _dispatch_run(fed: Federation, run: list[Envelope]) -> int | None:
+    """``dispatch`` for one envelope, or for a run of one sender's pushes of one forum
+    (their entries and attachments concatenated, in order: the same checks apply)."""
+    if len(run) == 1:
+        return await dispatch(fed, run[0])
+    engine = fed.forums()
+    if engine is None:
+        raise RemoteProtocolError("api.unavailable", "forums are not running on this node")
+    first = run[0]
+    entries = [e for env in run for e in env.body["entries"]]
+    carried = [a for env in run for a in env.body.get("attachments") or ()]
+    ack = await engine.on_entries(first.sender, first.body["forum"], entries, carried or None)
+    return int(ack)
+
+
+async def _handle(fed: Federation, run: list[Envelope], batch: _Batch) -> None:
     try:
-        ack = await dispatch(fed, env)
+        ack = await _dispatch_run(fed, run)
     except ProtocolError as exc:
-        fed.metrics.envelopes.inc(result="refused", code=exc.code)
-        batch.results.append({"id": env.id, "error": exc.code, "message": exc.message[:300]})
-        if exc.code != "api.unavailable":  # a refusal of the content is final
-            batch.handled.append((env.id, env.sender))
-        _ack_anyway(fed, env, batch)
+        for env in run:
+            fed.metrics.envelopes.inc(result="refused", code=exc.code)
+            batch.results.append({"id": env.id, "error": exc.code, "message": exc.message[:300]})
+            if exc.code != "api.unavailable":  # a refusal of the content is final
+                batch.handled.append((env.id, env.sender))
+        _ack_anyway(fed, run[0], batch)
         return
     except Exception as exc:  # a handler's bug: logged with its traceback, never a 500
-        log_exception(log, "federation.handler_failed", exc, kind=env.kind)
-        fed.metrics.envelopes.inc(result="refused", code="api.internal")
-        batch.results.append({"id": env.id, "error": "api.internal",
-                              "message": "internal error; see the receiving node's log"})
+        log_exception(log, "federation.handler_failed", exc, kind=run[0].kind)
+        for env in run:
+            fed.metrics.envelopes.inc(result="refused", code="api.internal")
+            batch.results.append({"id": env.id, "error": "api.internal",
+                                  "message": "internal error; see the receiving node's log"})
         return
-    fed.metrics.envelopes.inc(result="accepted", code="")
-    batch.results.append({"id": env.id, "ok": True})
-    batch.handled.append((env.id, env.sender))
+    for env in run:
+        fed.metrics.envelopes.inc(result="accepted", code="")
+        batch.results.append({"id": env.id, "ok": True})
+        batch.handled.append((env.id, env.sender))
+    env = run[0]
     if ack is not None:
         forum = env.body["forum"]
         batch.acks[forum] = max(batch.acks.get(forum, 0), ack)

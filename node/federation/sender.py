@@ -119,7 +119,7 @@ class Sender:
                 continue
             self._event.clear()
             try:
-                more = await self.round()
+                more = await self.round(state)
             except Exception as exc:  # a bug must not kill delivery nor spin: back off
                 log_exception(log, "federation.round_failed", exc, peer=self.destination)
                 await self._failed(state, "api.internal", 0)
@@ -129,11 +129,12 @@ class Sender:
 
     # ------------------------------------------------------------------ one round
 
-    async def round(self) -> bool:
+    async def round(self, known: PeerDelivery | None = None) -> bool:
         """Send what is owed, one batch at a time. True when work remains (a retry is
-        due later, or a successful probe may now send the rest)."""
+        due later, or a successful probe may now send the rest). ``known``: the delivery
+        state the caller just read (spares reading it again on the push path)."""
         fed = self.fed
-        state = due(await fed.storage.get_delivery(self.destination), fed.clock())
+        state = due(known or await fed.storage.get_delivery(self.destination), fed.clock())
         if state is None:
             return True
         peer = await fed.storage.get_peer(self.destination)
@@ -181,26 +182,34 @@ class Sender:
     # ------------------------------------------------------------------ building a batch
 
     async def _fill(self) -> list[_Item]:
-        fed, items = self.fed, []
+        fed = self.fed
+        items: list[_Item] = []
+        # Heads go after the entries: a head names the seq it covers, and a peer that gets
+        # it before those entries would take the push for a gap and backfill what is
+        # already on its way. The entries of a queued head were committed before it was
+        # signed, so the read below sees them.
+        heads: list[_Item] = []
         size = _BATCH_OVERHEAD
-
-        def fits(data: bytes) -> bool:
-            return len(items) < MAX_ENVELOPES and size + len(data) + _ITEM_OVERHEAD <= (
-                MAX_BATCH_BYTES
-            )
-
         for row in await fed.storage.queued_outbox(self.destination, MAX_ENVELOPES):
             draft = decode(row.draft)
             signed = draft.get("signed")
             presigned = isinstance(signed, bytes)
             data = signed if presigned else fed.sign(self.destination, draft).encode()
-            if not fits(data):
-                return items
-            items.append(_Item(data, draft["id"], row.id, presigned))
+            if not _fits(items, heads, size, data):
+                return items + heads
+            item = _Item(data, draft["id"], row.id, presigned)
+            (heads if draft.get("kind") == "forum.head" else items).append(item)
             size += len(data) + _ITEM_OVERHEAD
         engine = fed.forums()
-        if engine is None:
-            return items
+        if engine is not None and not await self._fill_entries(engine, items, heads, size):
+            return items  # the batch is full: the heads wait for the entries they name
+        return items + heads
+
+    async def _fill_entries(
+        self, engine: Any, items: list[_Item], heads: list[_Item], size: int
+    ) -> bool:
+        """Append the entries owed to the peer; False when the batch filled up first."""
+        fed = self.fed
         for forum, generation in sorted(self.dirty.items()):
             ack = await fed.storage.get_ack(self.destination, forum)
             # Entries already pushed past the peer's gap wait there for its backfill.
@@ -216,8 +225,8 @@ class Sender:
                 for first, run in _own_runs(entries, seq, fed.me):
                     for chunk in _chunks(run, first, kept):
                         item = self._entries_item(forum, chunk, first, kept)
-                        if not fits(item.data):
-                            return items
+                        if not _fits(items, heads, size, item.data):
+                            return False
                         item.gap = first != contiguous
                         if not item.gap:
                             contiguous = item.last_seq + 1
@@ -231,7 +240,7 @@ class Sender:
             # Clean only if no notify came in meanwhile (its entries may be past our read).
             if not sent_any and self.dirty.get(forum) == generation:
                 del self.dirty[forum]
-        return items
+        return True
 
     def _entries_item(
         self, forum: str, entries: list[bytes], first_seq: int, kept: dict[int, bytes]
@@ -284,8 +293,11 @@ class Sender:
                 delivered.append(item.row)
             else:
                 (dead if outcome == "dead" else retry).append((item.row, code or ""))
+        # Acks and outbox rows are settled in one group commit, not one after the other.
+        settle = [fed.storage.settle_outbox(delivered, dead, retry)] if rows else []
         if acks:
-            await fed.storage.raise_acks(self.destination, acks)
+            settle.append(fed.storage.raise_acks(self.destination, acks))
+        await asyncio.gather(*settle)
         for item in items:
             if item.forum is None:
                 continue
@@ -300,8 +312,14 @@ class Sender:
                 continue
             # The peer did not take these entries: resending at once would loop.
             failure = failure or results.get(item.id) or "ack behind what was sent"
-        await fed.storage.settle_outbox(delivered, dead, retry)
         return failure, 0
+
+
+def _fits(items: list[_Item], heads: list[_Item], size: int, data: bytes) -> bool:
+    """Whether ``data`` still fits in a batch of ``items`` and ``heads`` (``size`` bytes)."""
+    return len(items) + len(heads) < MAX_ENVELOPES and (
+        size + len(data) + _ITEM_OVERHEAD <= MAX_BATCH_BYTES
+    )
 
 
 def _own_runs(entries: list[bytes], first_seq: int, me: str) -> list[tuple[int, list[bytes]]]:

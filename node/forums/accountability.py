@@ -130,7 +130,7 @@ class Accountability(ForumCore):
                     if rt.pending_head is None or rt.pending_head[1].seq < head.seq:
                         rt.pending_head = (origin, head)
                     rt.known_head = max(rt.known_head, head.seq)
-                    self._start_backfill(rt)
+                    self._await_push(rt)
                 return
             if rt.hashes[head.seq - 1] == head.hash:
                 data = encode(head.to_wire())

@@ -30,6 +30,12 @@ BACKFILL_ATTEMPTS: Final = 5
 
 class ReplicaRole(ForumCore):
     backfill_retry_s: float = 0.2  # first retry delay; doubles per failure (capped at 30 s)
+    # When we only know the log goes further (a head, a backfill answer) the missing
+    # entries are usually on their way by push: the hub pushes every entry as it commits,
+    # and a replica lags under load. Backfill then waits until the push has not moved
+    # our head for this long: fetching pages the push also brings verifies every entry
+    # twice. Entries held past a gap (``ahead``) are a real gap and backfill at once.
+    push_grace_s: float = 1.0
 
     # ------------------------------------------------------------------ entries
 
@@ -84,10 +90,14 @@ class ReplicaRole(ForumCore):
                     rt.source = origin  # it holds what we lack: backfill from it first
                 rt.known_head = max(rt.known_head, e.seq)
             committed, dropped = await self._apply_locked(rt, origin, decoded, carried)
+            if committed and pushed:
+                rt.pushed_at = asyncio.get_running_loop().time()
         if committed:
             await self._after_commit(rt, committed, dropped)
-        if self._has_gap(rt):
+        if rt.ahead:
             self._start_backfill(rt)
+        elif rt.known_head > rt.seq:
+            self._await_push(rt)
         return rt.seq
 
     async def _apply_locked(
@@ -230,6 +240,27 @@ class ReplicaRole(ForumCore):
             out.append((cur + 1, rt.known_head))
         return out
 
+    def _push_flowing(self, rt: ForumRuntime) -> bool:
+        """Whether the hub's push moved our head within the last ``push_grace_s``."""
+        return asyncio.get_running_loop().time() - rt.pushed_at < self.push_grace_s
+
+    def _await_push(self, rt: ForumRuntime) -> None:
+        """Backfill up to ``known_head`` unless the push gets us there: checked every
+        ``push_grace_s`` while it keeps moving our head."""
+        if rt.push_wait is not None:
+            return
+
+        def check() -> None:
+            rt.push_wait = None
+            if rt.seq >= rt.known_head or self._is_hub(rt):
+                return
+            if self._push_flowing(rt) and not rt.ahead:
+                self._await_push(rt)  # entries keep arriving: a lag, not a gap
+                return
+            self._start_backfill(rt)
+
+        rt.push_wait = asyncio.get_running_loop().call_later(self.push_grace_s, check)
+
     def _start_backfill(self, rt: ForumRuntime, probe: bool = False) -> None:
         if rt.backfilling is None or rt.backfilling.done():
             rt.backfilling = self._spawn(self._backfill(rt, probe), f"pf-backfill-{rt.forum}")
@@ -274,6 +305,12 @@ class ReplicaRole(ForumCore):
                 rt.known_head = max(head, rt.seq)  # the hub's word on its own head
             if entries:
                 await self._apply(rt, source, entries, pushed=False, attachments=attachments)
+            if not rt.ahead and self._push_flowing(rt) and rt.seq > before:
+                # The push brings the rest (after a restart it resumes once the hub hears
+                # from us, as this request just did); _await_push steps in if it stalls.
+                if rt.known_head > rt.seq:
+                    self._await_push(rt)
+                return
             if rt.seq == before:
                 if source == rt.source:
                     rt.source = None  # it had nothing for us: ask the others next time
