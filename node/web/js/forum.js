@@ -401,6 +401,17 @@ export class ForumClient {
     return b64u(ev.eventId);
   }
 
+  /** device.add of another device of this member, carrying the attestation our node
+   *  signed for it (verified by the caller), then the epoch it makes due: the new device
+   *  reads from that epoch on, never earlier (cli/member/devices.py add_device). */
+  async addDevice(forum, attestation) {
+    const { state } = await this.verified(forum);
+    const ev = await this.event(forum, "device.add", state.epoch, { attestation });
+    await this.submit(ev);
+    const report = await this.sync(forum);
+    return { forum, event: b64u(ev.eventId), epoch: report.epoch };
+  }
+
   /** Leave: the remaining members' duties re-key without us. */
   async leave(forum) {
     const { state } = await this.verified(forum);
