@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import msgpack
+
 from protocol.codec import decode
 from protocol.envelope import build_batch
 from protocol.errors import ProtocolError
@@ -341,9 +343,13 @@ def _own_runs(entries: list[bytes], first_seq: int, me: str) -> list[tuple[int, 
 
 
 def _hub_of(raw: bytes) -> str | None:
+    """The ``hub`` field of a stored entry. A plain unpack, not the strict decode: these
+    are our own stored bytes, verified when they were written, the field only picks what
+    we may push, and the receiver checks every entry in full (the strict decode of each
+    entry was most of a hub's work when a peer catches up)."""
     try:
-        value = decode(raw)
-    except ProtocolError:
+        value = msgpack.unpackb(raw)
+    except (ValueError, TypeError, msgpack.UnpackException):
         return None
     hub = value.get("hub") if isinstance(value, dict) else None
     return hub if isinstance(hub, str) else None
