@@ -88,7 +88,7 @@ def test_demo_forms_a_three_node_forum_and_stops_on_sigint(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            code = proc.wait(30)
+            code = proc.wait(60)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
