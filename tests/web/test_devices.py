@@ -43,7 +43,7 @@ def finish(m: Member) -> None:
     expect(m.page.get_by_role("heading", name="Your forums")).to_be_visible()
 
 
-def test_a_browser_adds_a_browser_device(members: Any, web_node: NodeProcess) -> None:
+def test_a_browser_adds_a_browser_device(members: Any, web_node: NodeProcess) -> None:  # noqa: F811
     first, second = members(viewport={"width": 1100, "height": 900}), members()
     first.enroll(add_member(web_node, "gail", "Initrode"))
     member = f"@gail:{web_node.name}"
@@ -87,10 +87,13 @@ def test_a_browser_adds_a_browser_device(members: Any, web_node: NodeProcess) ->
 
 
 def test_the_library_adds_a_browser_device(
-    members: Any, web_node: NodeProcess, tmp_path: Path
+    members: Any,  # noqa: F811 (the fixture imported above)
+    web_node: NodeProcess,
+    tmp_path: Path,
 ) -> None:
     """The request the browser shows is what ``peerforum client device add`` takes."""
-    hal = MemberClient.enroll(tmp_path / "hal", web_node.url, add_member(web_node, "hal", "Soylent"))
+    code = add_member(web_node, "hal", "Soylent")
+    hal = MemberClient.enroll(tmp_path / "hal", web_node.url, code)
     forum = hal.create_forum("Library forum")
     browser = members()
     report = add_device(hal, request_device(browser, hal.member))
