@@ -97,6 +97,12 @@ class Federation:
         # Where the ForumEngine is found (a test may point it at a fake).
         self.forums_provider = forums
         self._senders: dict[str, Sender] = {}
+        # Who took part in each forum at the last notify, and nodes that stopped taking
+        # part: forum -> node -> the head when they left. A node whose last member was
+        # removed (or left) must still get the entries up to that point, so it learns
+        # that the membership ended (issue 4), and nothing sequenced after it (§2).
+        self._last_participants: dict[str, set[str]] = {}
+        self._departed: dict[str, dict[str, int]] = {}
         self._seen: dict[bytes, int] = {}  # envelope id -> expiry (ms)
         self._inflight: set[bytes] = set()  # accepted, being handled
         self._pruned_ms = 0
@@ -172,10 +178,27 @@ class Federation:
         engine = self.forums()
         if engine is None:
             return
-        for node in engine.participants(forum):
+        now = set(engine.participants(forum))
+        before = self._last_participants.get(forum)
+        self._last_participants[forum] = now
+        departed = self._departed.setdefault(forum, {})
+        if before is not None:
+            for node in before - now:
+                departed[node] = engine.head_of(forum)
+        for node in now:
+            departed.pop(node, None)  # back in (re-admitted): no cap
+        for node in now | set(departed):
             if node != self.me:
                 self.sender(node).mark(forum)
                 self.wake(node)
+
+    def push_cap(self, destination: str, forum: str) -> int | None:
+        """The last seq ``destination`` may be pushed in ``forum`` (None: no cap)."""
+        return self._departed.get(forum, {}).get(destination)
+
+    def departed_caught_up(self, destination: str, forum: str) -> None:
+        """``destination`` holds every entry up to its departure: it gets nothing more."""
+        self._departed.get(forum, {}).pop(destination, None)
 
     def draft(self, kind: str, body: dict[str, Any]) -> bytes:
         return encode({"id": self.rng(16), "kind": kind, "body": body})

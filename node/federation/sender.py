@@ -218,8 +218,13 @@ class Sender:
             seq = max(ack, self.ahead.get(forum, 0)) + 1
             contiguous = ack + 1  # the next seq the peer can apply with what we send
             sent_any = False
-            while True:
+            cap = fed.push_cap(self.destination, forum)  # a departed node: up to its exit
+            if cap is not None and ack >= cap:
+                fed.departed_caught_up(self.destination, forum)
+            while cap is None or seq <= cap:
                 _, entries = await engine.read(forum, seq, READ_PAGE)
+                if cap is not None:
+                    entries = entries[: cap - seq + 1]
                 if not entries:
                     break
                 # Kept attachments of detached entries ride in the same envelope (§6.9).

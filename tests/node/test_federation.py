@@ -4,6 +4,7 @@ state graph on its own, with an injected clock and chance."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -69,6 +70,30 @@ async def test_push_delivers_entries_and_moves_the_ack(nodes: tuple[Node, Node, 
     await eventually(acked)
     assert peer.forums.received[FORUM] == hub.forums.logs[FORUM]
     assert peer.posts == ["/_pf/v1/inbox"]  # three entries, one envelope, one request
+
+
+async def test_a_departed_node_gets_entries_up_to_its_exit_and_none_after(
+    nodes: tuple[Node, Node, Clock],
+) -> None:
+    # The peer's last member is removed by entry 4: its node must see that entry (it
+    # learns the membership ended) and nothing sequenced after it.
+    hub, peer, _ = nodes
+    hub.forums.append(FORUM, 3)
+    hub.fed.notify_forum(FORUM)
+
+    async def acked(n: int) -> bool:
+        return await hub.storage.get_ack(peer.name, FORUM) == n
+
+    await eventually(lambda: acked(3))
+    hub.forums.members[FORUM] = set()
+    hub.forums.append(FORUM, 1)  # the removal
+    hub.fed.notify_forum(FORUM)
+    await eventually(lambda: acked(4))
+    hub.forums.append(FORUM, 2)  # the new epoch and later entries
+    hub.fed.notify_forum(FORUM)
+    await asyncio.sleep(0.5)
+    assert peer.forums.received[FORUM] == hub.forums.logs[FORUM][:4]
+    assert hub.fed.push_cap(peer.name, FORUM) is None  # caught up: forgotten
 
 
 async def test_catch_up_after_an_outage_pages_from_the_ack(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ class FakeForums:
     def participants(self, forum: str) -> set[str]:
         return self.members.get(forum, set())
 
+    def head_of(self, forum: str) -> int:
+        return len(self.logs.get(forum, []))
+
     async def read(self, forum: str, from_seq: int, limit: int) -> tuple[int, list[bytes]]:
         log = self.logs.get(forum, [])
         return len(log), log[from_seq - 1 : from_seq - 1 + limit]
