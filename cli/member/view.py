@@ -264,8 +264,13 @@ def _accept(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
 def _commit(v: ForumView, it: Item, b: Mapping[str, Any]) -> str | None:
     # Only a member who could read the forum when this was committed can judge it: the
     # votes behind an earlier admission were sealed under epochs we never held.
-    judge = v.status.get(v.me) == ACTIVE
+    # The same holds for the invitation: one issued before we were admitted carries a
+    # nomination and votes sealed from us, so we cannot judge that admission either.
+    active = v.status.get(v.me) == ACTIVE
+    since = v.admitted_seq.get(v.me, 0)
     for cand in b.get("admit", []):
+        inv = v.invitations.get(cand) or {}
+        judge = active and int(inv.get("seq", 0)) > since
         why = v.admissible(cand) if judge else None
         if why:
             v.alerts.append({"to": "all", "kind": "unauthorized_admission", "member": cand,

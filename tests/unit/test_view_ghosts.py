@@ -3,9 +3,12 @@ how a ghost's removal clears it, and which pledges count after an amendment."""
 
 from __future__ import annotations
 
-from cli.member.charter import default_charter, pledge_hash
+from dataclasses import replace
 
-from .test_forum_view import Log
+from cli.member.charter import default_charter, pledge_hash
+from cli.member.view import fold_view
+
+from .test_forum_view import NOW, F, Log
 
 
 def _admitted_by_vote(log: Log, cand: str) -> None:
@@ -35,8 +38,11 @@ def test_an_admission_without_a_passing_nomination_is_a_ghost_until_removed() ->
     kinds = [a["kind"] for a in view.alerts if a["member"] == "@c:n3"]
     assert kinds == ["unauthorized_admission", "pledge_pending"]
     assert view.ghosts() == log.view("@b:n2").ghosts()  # @b could read the vote, too
-    log.add("member.remove", "@a:n1", {"subject": "@c:n3",
-                                       "sealed": {"unauthorized": seq, "reason": "r"}})
+    log.add(
+        "member.remove",
+        "@a:n1",
+        {"subject": "@c:n3", "sealed": {"unauthorized": seq, "reason": "r"}},
+    )
     after = log.view()
     assert after.ghosts() == [] and after.status["@c:n3"] == "removed"
     assert not [a for a in after.alerts if a["kind"] == "unauthorized_removal"]
@@ -66,3 +72,28 @@ def test_an_amended_pledge_is_not_signed_by_anyone_yet() -> None:
     assert "@a:n1" not in view.pledges and not view.signed_pledge("@a:n1")
     log.add("pledge", "@a:n1", {"pledge_hash": pledge_hash(new)})
     assert "@a:n1" in log.view().pledges
+
+
+def test_an_admission_invited_before_us_is_not_ours_to_judge() -> None:
+    # @b and @c are invited in the same epoch and admitted by separate commits: when
+    # @c's admission lands, @b is active but @c's nomination and votes were sealed before
+    # @b joined — @b must not call @c a ghost (and must not remove them).
+    log = Log()
+    log.forum(["@a:n1"])
+    env = {"pledge_hash": pledge_hash(default_charter())}
+    for cand in ("@b:n2", "@c:n3"):
+        motion = log.add("motion", "@a:n1", {"kind": "nominate", "subject": cand})
+        log.add("vote", "@a:n1", {"motion": motion, "vote": "yes"})
+        log.add("member.invite", "@a:n1", {"candidate": cand, "sealed": {**env, "motion": motion}})
+        log.add("member.accept", cand, {"invite": f"e{len(log.items)}"})
+    log.add("epoch.commit", "@a:n1", {"epoch": 2, "admit": ["@b:n2"]})
+    log.add("epoch.commit", "@a:n1", {"epoch": 3, "admit": ["@c:n3"]})
+    assert log.view().ghosts() == []
+    # What @b's device can open: nothing sealed before its admission epoch (seq 9).
+    admitted = next(i.seq for i in log.items if i.type == "epoch.commit" and i.seq > 3)
+    sealed = {"motion", "vote"}
+    b_items = [replace(i, body=None) if i.type in sealed and i.seq < admitted else i
+               for i in log.items]  # fmt: skip
+    view = fold_view(F, "@b:n2", b_items, log.profiles, NOW)
+    assert view.ghosts() == []
+    assert not [a for a in view.alerts if a["kind"] == "unauthorized_admission"]
