@@ -33,7 +33,10 @@ REISSUE_AFTER_MS = DAY_MS
 # Paths of the federation API, published in the descriptor's endpoints. The routes
 # themselves live in node/routes/federation.py (written with the federation layer).
 FEDERATION_PREFIX = "/_pf/v1"
-ENDPOINTS = {"inbox": FEDERATION_PREFIX + "/inbox", "backfill": FEDERATION_PREFIX + "/forums/{forum}/backfill"}
+ENDPOINTS = {
+    "inbox": FEDERATION_PREFIX + "/inbox",
+    "backfill": FEDERATION_PREFIX + "/forums/{forum}/backfill",
+}
 
 
 def keyset_of(keys: NodeKeys) -> KeySet:
@@ -104,9 +107,7 @@ async def rotate_node_key(
     async with identity.rotation_lock:
         old = identity.keys
         new = rotate_keys(old, rng, now_ms)
-        statement = build_rotation(
-            node=identity.name, old=old.current, new=new.current, ts=now_ms
-        )
+        statement = build_rotation(node=identity.name, old=old.current, new=new.current, ts=now_ms)
         await storage.record_rotation(old.kid, new.kid, encode(statement.to_wire()), now_ms)
         save_keys(data.key, new)
         identity.replace_keys(new)

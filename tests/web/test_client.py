@@ -187,7 +187,9 @@ def test_browser_and_cli_members_share_a_forum(
     expect(alice.page.locator('[data-member^="@carol:"] .tag').first).to_have_text("active")
     state = bob.reported_state(forum)
     assert {m["member"] for m in state["members"] if m["status"] == "active"} == {
-        f"@alice:{node.name}", bob.member, carol_id
+        f"@alice:{node.name}",
+        bob.member,
+        carol_id,
     }
     alice.shot("members")
 
@@ -256,7 +258,9 @@ def test_browser_and_cli_members_share_a_forum(
     carol.forum_tab(forum, "stream")
     expect(carol.page.get_by_role("alert").first).to_contain_text("no longer a member")
     carol.shot("removed")
-    last = bob.session.call("GET", f"/forums/{forum.replace('!', '%21').replace(':', '%3A')}/entries?from=1&limit=500")
+    last = bob.session.call(
+        "GET", f"/forums/{forum.replace('!', '%21').replace(':', '%3A')}/entries?from=1&limit=500"
+    )
     opened = carol.page.evaluate(
         """async ([forum, entries]) => {
              const { unb64u } = await import('/static/js/api.js');
@@ -266,7 +270,8 @@ def test_browser_and_cli_members_share_a_forum(
              const { loadDeviceKeys } = await import('/static/js/keystore.js');
              const me = '@carol:' + location.host;
              const device = await loadDeviceKeys(me);
-             const client = new ForumClient({ session: { member: me, node: location.host }, device, keys: null });
+             const client = new ForumClient({
+               session: { member: me, node: location.host }, device, keys: null });
              const secrets = await epochSecrets(me, forum);
              const out = [];
              for (const e of entries) {
@@ -312,9 +317,12 @@ def test_keyboard_only(members: Any, web_node: NodeProcess) -> None:
     stops = []
     for _ in range(20):
         m.page.keyboard.press("Tab")
-        stops.append(m.page.evaluate(
-            "(() => { const e = document.activeElement; return e.labels?.[0]?.textContent || e.textContent.trim(); })()"
-        ))
+        stops.append(
+            m.page.evaluate(
+                "(() => { const e = document.activeElement; "
+                "return e.labels?.[0]?.textContent || e.textContent.trim(); })()"
+            )
+        )
         outline = m.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
         assert outline != "none", stops[-1]
         if stops[-1] == "Write to the forum":
@@ -345,7 +353,9 @@ def test_cadence_and_accountability_screens(members: Any, web_node: NodeProcess)
     m.page.get_by_label("Date").fill("2031-03-14")
     m.page.get_by_role("button", name="Schedule").click()
     expect(m.page.locator(".region")).to_contain_text("Confidentiality reminder")
-    m.page.get_by_role("group", name="RSVP for 2031-03-14").get_by_role("button", name="yes").click()
+    m.page.get_by_role("group", name="RSVP for 2031-03-14").get_by_role(
+        "button", name="yes"
+    ).click()
     expect(m.page.locator(".region")).to_contain_text("@erin yes")
     # Two absences reach the charter's threshold (2): the moderator is alerted.
     for day in ("2031-03-14", "2031-04-14"):
@@ -371,7 +381,9 @@ def test_cadence_and_accountability_screens(members: Any, web_node: NodeProcess)
                         ("The decision", "this quarter"), ("The ask", "experience")):  # fmt: skip
         m.page.get_by_label(label).fill(text)
     m.page.get_by_role("button", name="Present dilemma").click()
-    m.page.get_by_role("group", name="Rate the responses to hire a COO?").get_by_role("button", name="Helpful", exact=True).click()
+    m.page.get_by_role("group", name="Rate the responses to hire a COO?").get_by_role(
+        "button", name="Helpful", exact=True
+    ).click()
     expect(m.page.locator(".region")).to_contain_text("found it helpful")
 
     m.forum_tab(forum, "commitments")

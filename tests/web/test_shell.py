@@ -77,7 +77,9 @@ def test_index_loads_clean_in_chromium(browser: Browser, web_node: NodeProcess) 
     try:
         response = page.goto(web_node.url + "/")
         assert response is not None and response.status == 200
-        page.wait_for_function("() => document.documentElement.dataset.ready === '1'", timeout=10_000)
+        page.wait_for_function(
+            "() => document.documentElement.dataset.ready === '1'", timeout=10_000
+        )
         assert page.locator("h1").inner_text() == "PeerForum web client"
         assert page.locator("#status").get_attribute("data-state") == "ready"
         assert errors == []
