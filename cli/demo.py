@@ -63,6 +63,7 @@ class DemoNode:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _signalled: bool = field(default=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -98,16 +99,18 @@ class DemoNode:
             return False
 
     def signal_stop(self) -> None:
-        """Ask the node to stop (SIGTERM) without waiting, so all three stop at once."""
-        if self.proc is not None and self.proc.poll() is None:
+        """Ask the node to stop (SIGTERM) without waiting, so all three stop at once.
+        Only once: a second SIGTERM during its graceful shutdown would kill it outright."""
+        if self.proc is not None and self.proc.poll() is None and not self._signalled:
             self.proc.send_signal(signal.SIGTERM)
+            self._signalled = True
 
     def stop(self) -> int | None:
         """SIGTERM and wait: the node finishes requests and closes its database."""
         code = None
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
+                self.signal_stop()
                 try:
                     self.proc.wait(STOP_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
