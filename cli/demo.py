@@ -266,7 +266,10 @@ def demo(keep: bool, root_dir: str | None, out: Output) -> None:
     root = Path(root_dir or tempfile.mkdtemp(prefix="peerforum-demo-")).resolve()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Both signals explicitly: a process started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt.
     signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
     nodes = [DemoNode(org.lower(), root / f"node-{org.lower()}", free_port(),
                       root / f"node-{org.lower()}.log") for _, org, _ in PEOPLE]  # fmt: skip
     t0 = time.monotonic()

@@ -88,11 +88,13 @@ def test_demo_forms_a_three_node_forum_and_stops_on_sigint(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            code = proc.wait(60)
+            # communicate, not wait: the demo writes progress to stderr, and an undrained
+            # pipe would block it mid-shutdown once the buffer fills.
+            _, stderr = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-        stderr = proc.stderr.read() if proc.stderr else ""
+        code = proc.returncode
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert "exit 0), " in stderr and f"removed {root}" in stderr
