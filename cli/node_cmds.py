@@ -23,7 +23,6 @@ from protocol.errors import ProtocolError
 from protocol.identity import check_node_name
 
 from .admin_client import AdminClient
-from .ops_render import show_report
 from .output import (
     EXIT_CONFIG,
     EXIT_FAILURE,
@@ -281,6 +280,8 @@ def status(data_dir: str, out: Output) -> None:
     info["web"], info["health"] = info["url"] + "/", info["url"] + "/healthz"
     out.result(info)
     if not out.json_mode:
+        from .ops_render import show_report  # rich: not loaded by serve, which never shows one
+
         show_report(out, _status_rows(info))
         if not info["running"]:
             out.say(f"not running: peerforum serve --data {data_dir}")
