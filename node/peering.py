@@ -204,4 +204,7 @@ async def remove_peer(storage: Storage, name: str) -> int:
 
     # Peer records may be cached by the store; its own peer writer keeps that cache true.
     write = getattr(storage, "_peer_write", None) or storage.engine.write
-    return int(await write(job))
+    try:
+        return int(await write(job))
+    finally:
+        storage.forget_delivery(name)  # its delivery state, acks and outbox are gone

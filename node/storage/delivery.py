@@ -14,12 +14,14 @@ peer's acknowledged seq (``peer_acks``), so an outage costs no rows at all.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from .engine import SqliteEngine
 
 BreakerState = Literal["closed", "open", "half_open"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,59 @@ def _delivery(r: sqlite3.Row) -> PeerDelivery:
     )  # fmt: skip
 
 
+@dataclass
+class _DeliveryCache:
+    """What every push round reads, kept in memory: a round that pushes one entry to a
+    peer must not wait for three database reads (each a hop to a reader thread).
+
+    Written through: each entry changes only after its write committed. Every write
+    bumps ``gen`` before and after it, and a read stores what it found only if ``gen``
+    did not move meanwhile, so a read racing a write is never cached (the same rule as
+    the peer and session caches). Other processes write these tables only while the
+    node is stopped (the data dir lock)."""
+
+    gen: int = 0
+    deliveries: dict[str, PeerDelivery] = field(default_factory=dict)
+    acks: dict[tuple[str, str], int] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)  # destinations with no queued envelope
+
+
 class DeliveryStore:
     # A mixin of ``Storage`` (store.py), which sets ``_engine``; not importing store.py
     # keeps the import one-way.
     _engine: SqliteEngine
+    _delivery_cache: _DeliveryCache | None = None
+
+    @property
+    def _dc(self) -> _DeliveryCache:
+        if self._delivery_cache is None:
+            self._delivery_cache = _DeliveryCache()
+        return self._delivery_cache
+
+    async def _cached_write(
+        self, write: Callable[[], Awaitable[T]], settle: Callable[[_DeliveryCache, bool], None]
+    ) -> T:
+        """Run ``write``, then ``settle(cache, committed)``; ``gen`` moves on both sides.
+        ``settle`` runs even if the write failed: what it clears is read again."""
+        c = self._dc
+        c.gen += 1
+        committed = False
+        try:
+            result = await write()
+            committed = True
+            return result
+        finally:
+            settle(c, committed)
+            c.gen += 1
+
+    def forget_delivery(self, peer: str) -> None:
+        """Drop what is cached for ``peer`` (its rows were deleted: ``peer remove``)."""
+        c = self._dc
+        c.gen += 1
+        c.deliveries.pop(peer, None)
+        c.idle.discard(peer)
+        for key in [k for k in c.acks if k[0] == peer]:
+            del c.acks[key]
 
     # ------------------------------------------------------------------ outbox
 
@@ -88,14 +139,24 @@ class DeliveryStore:
                 ids.append(int(cur.lastrowid or 0))
             return ids
 
-        return await self._engine.write(job)
+        destinations = {d for d, _ in rows}
+        self._dc.idle -= destinations
+        return await self._cached_write(
+            lambda: self._engine.write(job), lambda c, _: c.idle.difference_update(destinations)
+        )
 
     async def queued_outbox(self, destination: str, limit: int) -> list[OutboxRow]:
+        c = self._dc
+        if destination in c.idle:
+            return []
+        gen = c.gen
         rows = await self._engine.fetch_all(
             "SELECT * FROM outbox WHERE state = 'queued' AND destination = ? AND kind = 'envelope'"
             " ORDER BY id LIMIT ?",
             (destination, limit),
         )
+        if not rows and gen == c.gen:
+            c.idle.add(destination)
         return [_row(r) for r in rows]
 
     async def settle_outbox(
@@ -168,13 +229,29 @@ class DeliveryStore:
             )
             return n
 
-        return await self._engine.write(job)
+        def settle(c: _DeliveryCache, _: bool) -> None:
+            if peer is None:
+                c.deliveries.clear()
+                c.idle.clear()
+            else:
+                c.deliveries.pop(peer, None)
+                c.idle.discard(peer)
+
+        return await self._cached_write(lambda: self._engine.write(job), settle)
 
     # ------------------------------------------------------------------ delivery health
 
     async def get_delivery(self, peer: str) -> PeerDelivery:
+        c = self._dc
+        found = c.deliveries.get(peer)
+        if found is not None:
+            return found
+        gen = c.gen
         row = await self._engine.fetch_one("SELECT * FROM peer_delivery WHERE peer = ?", (peer,))
-        return PeerDelivery(peer) if row is None else _delivery(row)
+        found = PeerDelivery(peer) if row is None else _delivery(row)
+        if gen == c.gen:
+            c.deliveries[peer] = found
+        return found
 
     async def put_delivery(self, state: PeerDelivery, now_ms: int) -> None:
         def job(conn: sqlite3.Connection) -> None:
@@ -191,15 +268,29 @@ class DeliveryStore:
                 ),
             )  # fmt: skip
 
-        await self._engine.write(job)
+        def settle(c: _DeliveryCache, committed: bool) -> None:
+            if committed:
+                c.deliveries[state.peer] = state
+            else:
+                c.deliveries.pop(state.peer, None)
+
+        await self._cached_write(lambda: self._engine.write(job), settle)
 
     # ------------------------------------------------------------------ acks
 
     async def get_ack(self, peer: str, forum: str) -> int:
+        c = self._dc
+        found = c.acks.get((peer, forum))
+        if found is not None:
+            return found
+        gen = c.gen
         value = await self._engine.fetch_value(
             "SELECT acked_seq FROM peer_acks WHERE peer = ? AND forum = ?", (peer, forum)
         )
-        return 0 if value is None else int(value)
+        found = 0 if value is None else int(value)
+        if gen == c.gen:
+            c.acks[(peer, forum)] = found
+        return found
 
     async def raise_acks(self, peer: str, acks: dict[str, int]) -> None:
         """Record acknowledged seqs; an ack never moves backwards (answers may cross)."""
@@ -212,7 +303,17 @@ class DeliveryStore:
                 [(peer, forum, seq) for forum, seq in acks.items()],
             )
 
-        await self._engine.write(job)
+        def settle(c: _DeliveryCache, committed: bool) -> None:
+            for forum, seq in acks.items():
+                known = c.acks.get((peer, forum))
+                if known is None:
+                    continue  # not cached: the row holds the larger of both, read it then
+                if committed:
+                    c.acks[(peer, forum)] = max(known, seq)
+                else:
+                    del c.acks[(peer, forum)]
+
+        await self._cached_write(lambda: self._engine.write(job), settle)
 
     async def hub_forums(self, hub: str) -> list[str]:
         """Forums this node sequences: where catch-up after a restart starts."""
