@@ -37,6 +37,11 @@ from .snapshot import dump_state
 log = logging.getLogger("peerforum.forums")
 T = TypeVar("T")
 PAGE = 500  # entries per backfill page and per refold read (the API's limit too)
+# The newest entries of each forum stay in memory after their commit: the sender pushing
+# them and the members' long-polls read them from there, not through a reader thread (a
+# hop to it costs more than the rest of a push). Bounded per forum and in total.
+TAIL_ENTRIES = 512
+TAIL_BYTES = 16 * 1024 * 1024
 
 
 class FederationPort(Protocol):
@@ -111,10 +116,19 @@ class ForumRuntime:
     push_wait: asyncio.TimerHandle | None = None  # replica: grace before backfilling
     pushed_at: float = -1e9  # replica: loop time the hub's push last moved our head
     proof: bytes | None = None
+    tail: list[bytes] = field(default_factory=list)  # committed entries tail_first..seq
+    tail_first: int = 0
 
     @property
     def seq(self) -> int:
         return self.state.seq if self.state else 0
+
+    def from_tail(self, from_seq: int, limit: int) -> list[bytes] | None:
+        """Entries ``from_seq``.. from memory, or None if the tail does not reach back."""
+        if not self.tail or from_seq < self.tail_first:
+            return None
+        start = from_seq - self.tail_first
+        return self.tail[start : start + limit]
 
 
 class ForumCore:
@@ -138,6 +152,8 @@ class ForumCore:
         self.keys = keybook or KeyBook(storage, name, node_keys)
         self._forums: dict[str, ForumRuntime] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tails: dict[str, int] = {}  # forum -> bytes in its tail, oldest append first
+        self._tail_bytes = 0
 
     # ------------------------------------------------------------------ runtime
 
@@ -284,9 +300,42 @@ class ForumCore:
         for s in stored:
             rt.hashes.append(s.hash)
             rt.event_seq[s.event_id] = s.seq
+        self._keep_tail(rt, entries, truncate_after)
         rt.state = state
         rt.known_head = max(rt.known_head, state.seq)
         self._wake(rt)
+
+    def _keep_tail(
+        self, rt: ForumRuntime, entries: Sequence[Entry], truncate_after: int | None
+    ) -> None:
+        """Extend ``rt``'s in-memory tail with what was just committed (see TAIL_ENTRIES)."""
+        tail = rt.tail
+        size = before = self._tails.pop(rt.forum, 0)
+        if truncate_after is not None and tail:
+            keep = max(0, truncate_after - rt.tail_first + 1)
+            size -= sum(len(raw) for raw in tail[keep:])
+            del tail[keep:]
+        if not entries:
+            pass  # a truncation alone
+        elif tail and rt.tail_first + len(tail) == entries[0].seq:
+            tail.extend(e.raw for e in entries)
+            size += sum(len(e.raw) for e in entries)
+        else:  # the first commit we see, or not contiguous with what we kept: start over
+            tail[:] = [e.raw for e in entries]
+            rt.tail_first = entries[0].seq
+            size = sum(len(raw) for raw in tail)
+        if len(tail) > 2 * TAIL_ENTRIES:  # trimmed in steps: amortized, not per commit
+            cut = len(tail) - TAIL_ENTRIES
+            size -= sum(len(raw) for raw in tail[:cut])
+            del tail[:cut]
+            rt.tail_first += cut
+        self._tails[rt.forum] = size  # re-inserted: now the most recently appended
+        self._tail_bytes += size - before
+        while self._tail_bytes > TAIL_BYTES and len(self._tails) > 1:
+            forum = next(iter(self._tails))  # the tail appended to longest ago goes
+            self._tail_bytes -= self._tails.pop(forum)
+            if (other := self._forums.get(forum)) is not None:
+                other.tail.clear()
 
     def _wake(self, rt: ForumRuntime) -> None:
         changed, rt.changed = rt.changed, asyncio.Event()

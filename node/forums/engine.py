@@ -286,7 +286,11 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
         """``(head, entries)``: up to ``limit`` (<= 500) stored entries from ``from_seq``."""
         rt = self._forums.get(forum)
         head = rt.seq if rt is not None else 0
-        stored = await self.storage.read_entries(forum, max(1, from_seq), max(0, min(limit, PAGE)))
+        from_seq, limit = max(1, from_seq), max(0, min(limit, PAGE))
+        recent = rt.from_tail(from_seq, limit) if rt is not None else None
+        if recent is not None:  # what was just committed: no database read
+            return head, recent
+        stored = await self.storage.read_entries(forum, from_seq, limit)
         return head, [s.entry for s in stored]
 
     async def wait_for(self, forum: str, seq: int, timeout_s: float) -> int:
