@@ -29,15 +29,23 @@ class TokenBucket:
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
 
-    def take(self, key: str, now_s: float, cost: float = 1.0) -> Decision:
+    def take(
+        self, key: str, now_s: float, cost: float = 1.0, need: float | None = None
+    ) -> Decision:
+        """Spend ``cost`` tokens if ``need`` (default: ``cost``) are there, else none.
+
+        A ``need`` below ``cost`` lets a charge larger than the burst through (a batch of
+        events): the bucket goes into debt and refills from below zero at ``rate``, so
+        the long-run rate holds all the same."""
+        need = cost if need is None else need
         tokens, at = self._buckets.pop(key, (self.burst, now_s))
         # A clock that steps backwards must not mint tokens.
         tokens = min(self.burst, tokens + max(0.0, now_s - at) * self.rate)
-        if tokens >= cost:
+        if tokens >= need:
             self._remember(key, tokens - cost, now_s)
             return Decision(True, 0.0)
         self._remember(key, tokens, now_s)
-        return Decision(False, (cost - tokens) / self.rate)
+        return Decision(False, (need - tokens) / self.rate)
 
     def _remember(self, key: str, tokens: float, now_s: float) -> None:
         self._buckets[key] = (tokens, now_s)
@@ -64,5 +72,10 @@ class RateLimits:
             }
         )
 
-    def take(self, kind: str, key: str, now_s: float, cost: float = 1.0) -> Decision:
-        return self._buckets[kind].take(key, now_s, cost)
+    def take(
+        self, kind: str, key: str, now_s: float, cost: float = 1.0, need: float | None = None
+    ) -> Decision:
+        return self._buckets[kind].take(key, now_s, cost, need)
+
+    def burst(self, kind: str) -> float:
+        return self._buckets[kind].burst

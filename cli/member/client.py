@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ from .trust import NodeKeys
 from .view import ForumView, Item, fold_view
 
 PAGE = 500
+BATCH_EVENTS = 64  # the node's most per batch submit (specs/api.md)
+BATCH_BYTES = 1024 * 1024  # a batch request stays under the node's default body limit
 Body = dict[str, Value] | Callable[[dict[str, Any]], dict[str, Value]]
 COMMIT_RETRIES = 3
 
@@ -206,6 +208,42 @@ class MemberClient:
             seq = self._await_event(event.forum, event.event_id)
             result = {**result, "seq": seq} if seq is not None else result
         return result
+
+    def submit_many(
+        self, events: Sequence[Event], attachments: Mapping[bytes, bytes] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send signed events in list order, up to BATCH_EVENTS (and about BATCH_BYTES)
+        per request, and answer each event's result as the node gave it, in order:
+        ``{"event_id", "status", "seq"}`` or ``{"event_id"?, "error", "message"}``.
+        ``attachments``: those of detached events, by event id. Unlike ``submit`` this
+        does not wait for forwarded events' entries. A refused request raises
+        ``MemberApiError`` with earlier batches sent: sending the same events again is
+        safe, as the hub answers a repeat with the seq it already has."""
+        found = attachments or {}
+        out: list[dict[str, Any]] = []
+        batch: list[dict[str, str]] = []
+        size = 0
+        for i, ev in enumerate(events):
+            item = {"event": b64u(ev.raw)}
+            if ev.event_id in found:
+                item["attachment"] = b64u(found[ev.event_id])
+            cost = len(item["event"]) + len(item.get("attachment", "")) + 40  # JSON framing
+            full = len(batch) == BATCH_EVENTS or size + cost > BATCH_BYTES
+            if batch and (full or ev.forum != events[i - 1].forum):  # one forum per request
+                out += self._submit_batch(events[i - 1].forum, batch)
+                batch, size = [], 0
+            batch.append(item)
+            size += cost
+        if batch:
+            out += self._submit_batch(events[-1].forum, batch)
+        return out
+
+    def _submit_batch(self, forum: str, items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        answer = self.session.call("POST", f"/forums/{q(forum)}/events/batch", {"events": items})
+        results = list(answer["results"])
+        if len(results) != len(items):
+            raise MemberApiError("api.internal", f"{len(results)} results for {len(items)} events")
+        return results
 
     def _await_event(self, forum: str, event_id: bytes, timeout_s: float = 15.0) -> int | None:
         kept = self._folded.get(forum)

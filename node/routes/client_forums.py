@@ -9,7 +9,9 @@ rules themselves are the engine's (``node/forums``).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 from typing import Any, Final
 
 from aiohttp import web
@@ -20,13 +22,18 @@ from protocol.keys import b64u
 from protocol.log import Event, check_forum_id
 from protocol.rules import ACTIVE, ForumState
 
-from ..bodies import read_json
+from ..bodies import json_field, read_json
+from ..context import CTX
+from ..errors import RateLimitedError
 from .client import PREFIX, Session, b64_field, session_of
 
 routes = web.RouteTableDef()
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 500
 MAX_WAIT_S: Final = 30.0  # long-poll bound: proxies and clients give up around a minute
+# Events per batch submit: a device's offline queue goes in a few requests, and a batch
+# stays well under what the hub's sequencer takes per group commit (hub.py MAX_BATCH).
+MAX_BATCH_EVENTS: Final = 64
 
 
 def _engine(request: web.Request) -> Any:
@@ -155,25 +162,112 @@ async def list_invites(request: web.Request) -> web.Response:
     return web.json_response({"invites": await _invites(_engine(request), session.member)})
 
 
-@routes.post(PREFIX + "/forums/{forum}/events")
-async def submit_event(request: web.Request) -> web.Response:
-    session = await session_of(request)
-    forum = _forum_param(request)
-    body = await read_json(request)
+def _submission(body: dict[str, Any]) -> tuple[bytes, bytes | None]:
+    """The event bytes of a submit body, and a detached event's attachment (§6.9), which
+    rides beside it and which the engine checks."""
     data = b64_field(body, "event")
-    # A detached event's ciphertext rides beside it (protocol §6.9); the engine checks it.
-    attachment = b64_field(body, "attachment") if "attachment" in body else None
-    event = Event.from_bytes(data)  # codec/schema codes: a malformed event is the client's
+    return data, b64_field(body, "attachment") if "attachment" in body else None
+
+
+def _check_own(session: Session, forum: str, event: Event) -> None:
     if event.author != session.member or event.kid != session.device:
         raise RemoteProtocolError(
             "api.forbidden", "an event must be signed by this session's member and device"
         )
     if event.forum != forum:
         raise RemoteProtocolError("event.wrong_forum", "the event names another forum")
+
+
+def _accepted(result: Any) -> dict[str, Any]:
+    return {"event_id": b64u(result.event_id), "status": result.status, "seq": result.seq}
+
+
+@routes.post(PREFIX + "/forums/{forum}/events")
+async def submit_event(request: web.Request) -> web.Response:
+    session = await session_of(request)
+    forum = _forum_param(request)
+    data, attachment = _submission(await read_json(request))
+    event = Event.from_bytes(data)  # codec/schema codes: a malformed event is the client's
+    _check_own(session, forum, event)
     result = await _engine(request).submit_local(data, event, attachment=attachment)
-    return web.json_response(
-        {"event_id": b64u(result.event_id), "status": result.status, "seq": result.seq}
+    return web.json_response(_accepted(result))
+
+
+def _batch(body: dict[str, Any]) -> list[tuple[bytes, bytes | None]]:
+    """The submissions of a batch body; anything malformed refuses the whole request."""
+    items = json_field(body, "events", list)
+    if not 1 <= len(items) <= MAX_BATCH_EVENTS:
+        raise RemoteProtocolError(
+            "api.bad_request", f"events must hold 1 to {MAX_BATCH_EVENTS} items"
+        )
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise RemoteProtocolError("api.bad_request", f"events[{i}] must be an object")
+        try:
+            out.append(_submission(item))
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(exc.code, f"events[{i}]: {exc.message}") from exc
+    return out
+
+
+def _charge_events(request: web.Request, member: str, count: int) -> None:
+    """Charge the member one token per event, all or none, before anything is submitted.
+
+    ``session_of`` spent one already. A batch needs ``min(count, burst)`` tokens in the
+    bucket, so a batch larger than the burst passes from a full bucket and leaves it in
+    debt: either way the member's events cost what they would one request each. (Not
+    ``enforce_rate``: that one has no ``need`` below its cost.)
+    """
+    if count <= 1:
+        return
+    ctx = request.app[CTX]
+    limits = ctx.rate_limits
+    need = min(count, limits.burst("member")) - 1
+    decision = limits.take("member", member, time.monotonic(), count - 1, need)
+    if not decision.allowed:
+        ctx.metrics.rate_limited.inc(kind="member")
+        raise RateLimitedError(decision.retry_after_s, "too many events (member)")
+
+
+async def _submit_one(
+    engine: Any, session: Session, forum: str, data: bytes, attachment: bytes | None
+) -> dict[str, Any]:
+    """One event of a batch, its refusal as a result rather than an error response."""
+    try:
+        event = Event.from_bytes(data)
+    except ProtocolError as exc:
+        return {"error": exc.code, "message": exc.message}
+    try:
+        _check_own(session, forum, event)
+        return _accepted(await engine.submit_local(data, event, attachment=attachment))
+    except ProtocolError as exc:
+        return {"event_id": b64u(event.event_id), "error": exc.code, "message": exc.message}
+
+
+@routes.post(PREFIX + "/forums/{forum}/events/batch")
+async def submit_events(request: web.Request) -> web.Response:
+    """Several events in one request, each with the single route's checks and answer.
+
+    Order is kept where this node is the hub: ``gather`` starts one task per event in
+    list order, back to back, and on the hub path each runs without yielding until
+    ``submit_local`` has queued its event with the forum's sequencer (node/forums/hub.py
+    ``_sequence``), so the sequencer takes them in list order, in one group commit when
+    it is idle. tests/node/test_client_batch.py holds the engine to that.
+    """
+    session = await session_of(request)
+    forum = _forum_param(request)
+    batch = _batch(await read_json(request))
+    engine = _engine(request)
+    _charge_events(request, session.member, len(batch))
+    outcomes = await asyncio.gather(
+        *(_submit_one(engine, session, forum, data, att) for data, att in batch),
+        return_exceptions=True,
     )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):  # not a refusal: the node's own trouble
+            raise outcome
+    return web.json_response({"results": outcomes})
 
 
 @routes.get(PREFIX + "/forums/{forum}/entries")
