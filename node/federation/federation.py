@@ -28,7 +28,7 @@ from protocol.keys import SigningKey
 
 from ..config import NodeConfig
 from ..identity import NodeIdentity
-from ..logs import log_event
+from ..logs import log_event, log_exception
 from ..metrics import NodeMetrics
 from ..storage import PeerRecord, Storage
 from ..storage.delivery import PeerDelivery
@@ -108,6 +108,7 @@ class Federation:
         self._pruned_ms = 0
         self._refreshed: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writes: set[asyncio.Task[None]] = set()  # replay-cache rows being written
         # Signing keys seen while running: the only way to sign a rotation announcement
         # with the old key, whose seed the key file drops (keystore.py).
         self._keys: dict[str, SigningKey] = {identity.keys.kid: identity.keys.current}
@@ -132,6 +133,8 @@ class Federation:
 
     async def stop(self) -> None:
         self._stopped = True
+        writes = [*self._writes, *(s._ack_write for s in self._senders.values() if s._ack_write)]
+        await asyncio.gather(*writes, return_exceptions=True)  # finished, not cut
         tasks = [s.task for s in self._senders.values() if s.task] + list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -373,6 +376,32 @@ class Federation:
                     self._seen[i] = now + REPLAY_WINDOW_MS
         finally:
             self._inflight.difference_update(held)
+        await self._prune(now)
+
+    def remember_behind(self, handled: list[tuple[bytes, str]], held: list[bytes]) -> None:
+        """``remember`` for the inbox's batches, without making the answer wait for the
+        write (one more hop to the writer thread per push). The ids are refused as
+        replays at once from memory; the row follows in the next group commit. A crash
+        in between forgets only those ids, and handling them again changes nothing
+        (protocol §5.3: handling is idempotent)."""
+        now = self.clock()
+        for i, _ in handled:
+            self._seen[i] = now + REPLAY_WINDOW_MS
+        self._inflight.difference_update(held)
+        if handled or now - self._pruned_ms > PRUNE_EVERY_MS:
+            task = asyncio.get_running_loop().create_task(self._write_replays(handled, now))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write_replays(self, handled: list[tuple[bytes, str]], now: int) -> None:
+        try:
+            if handled:
+                await self.storage.remember_envelopes(handled, now + REPLAY_WINDOW_MS)
+            await self._prune(now)
+        except Exception as exc:  # kept in memory meanwhile; logged, never raised
+            log_exception(log, "federation.replay_write_failed", exc)
+
+    async def _prune(self, now: int) -> None:
         if now - self._pruned_ms > PRUNE_EVERY_MS:
             self._pruned_ms = now
             self._seen = {i: t for i, t in self._seen.items() if t >= now}

@@ -5,7 +5,8 @@ Forum kinds go to the ForumEngine; rotations and pings are handled here. Every r
 is a protocol code in the envelope's result (or, for the whole batch, the exception the
 route's error middleware answers with): never a 500. Ids are recorded in the replay cache
 only after handling, so a batch whose handling could not happen (no engine yet) is
-accepted again when the sender retries.
+accepted again when the sender retries; the answer does not wait for that write
+(``Federation.remember_behind``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ async def receive_batch(
             if outcome.kind == "node.rotation" and batch.results[-1].get("ok"):
                 rotated.add(outcome.sender)
     finally:
-        await fed.remember(batch.handled, batch.held)
+        fed.remember_behind(batch.handled, batch.held)
     return {"results": batch.results, "acks": batch.acks}
 
 

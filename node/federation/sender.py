@@ -92,6 +92,10 @@ class Sender:
         self._event = asyncio.Event()
         self._kicked = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # Acks from the peer's last answer while their write is in flight: the next
+        # round starts from them instead of waiting for the write (see _settle_acks).
+        self._acking: dict[str, int] = {}
+        self._ack_write: asyncio.Task[None] | None = None
 
     def mark(self, forum: str) -> None:
         self.dirty[forum] = self.dirty.get(forum, 0) + 1
@@ -213,7 +217,8 @@ class Sender:
         """Append the entries owed to the peer; False when the batch filled up first."""
         fed = self.fed
         for forum, generation in sorted(self.dirty.items()):
-            ack = await fed.storage.get_ack(self.destination, forum)
+            ack = max(await fed.storage.get_ack(self.destination, forum),
+                      self._acking.get(forum, 0))  # fmt: skip
             # Entries already pushed past the peer's gap wait there for its backfill.
             seq = max(ack, self.ahead.get(forum, 0)) + 1
             contiguous = ack + 1  # the next seq the peer can apply with what we send
@@ -300,11 +305,13 @@ class Sender:
                 delivered.append(item.row)
             else:
                 (dead if outcome == "dead" else retry).append((item.row, code or ""))
-        # Acks and outbox rows are settled in one group commit, not one after the other.
-        settle = [fed.storage.settle_outbox(delivered, dead, retry)] if rows else []
-        if acks:
-            settle.append(fed.storage.raise_acks(self.destination, acks))
-        await asyncio.gather(*settle)
+        if rows:  # acks and outbox rows in one group commit, not one after the other
+            settle = [fed.storage.settle_outbox(delivered, dead, retry)]
+            if acks:
+                settle.append(fed.storage.raise_acks(self.destination, acks))
+            await asyncio.gather(*settle)
+        elif acks:
+            await self._settle_acks(acks)
         for item in items:
             if item.forum is None:
                 continue
@@ -320,6 +327,30 @@ class Sender:
             # The peer did not take these entries: resending at once would loop.
             failure = failure or results.get(item.id) or "ack behind what was sent"
         return failure, 0
+
+
+    async def _settle_acks(self, acks: dict[str, int]) -> None:
+        """Record a push's acks without the next round waiting for the write: entries
+        pushed while an ack is being written go out at once. One write is in flight at a
+        time. If it fails (logged), or the node stops before it commits, the peer is
+        sent entries it already has again, and drops them."""
+        if self._ack_write is not None:
+            write, self._ack_write = self._ack_write, None
+            await write
+        for forum, seq in acks.items():
+            self._acking[forum] = max(self._acking.get(forum, 0), seq)
+
+        async def write() -> None:
+            try:
+                await self.fed.storage.raise_acks(self.destination, acks)
+            except Exception as exc:
+                log_exception(log, "federation.ack_write_failed", exc, peer=self.destination)
+            finally:
+                for forum, seq in acks.items():
+                    if self._acking.get(forum) == seq:
+                        del self._acking[forum]  # the store holds it now (or re-reads it)
+
+        self._ack_write = asyncio.get_running_loop().create_task(write())
 
 
 def _fits(items: list[_Item], heads: list[_Item], size: int, data: bytes) -> bool:
