@@ -43,7 +43,8 @@ class Params:
     raw_seconds: float
     hub_members: int
     sequencing: int  # entries submitted as fast as the hub answers
-    concurrency: int  # submissions in flight
+    concurrency: int  # requests in flight
+    batch: int  # events per request in the throughput phases (1 in the latency phase)
     replication: int  # entries for the hub + 2 followers run
     latency_s: float  # seconds at 100 entries/s
     fanout: int  # entries per fanout run
@@ -52,11 +53,11 @@ class Params:
 
     @classmethod
     def default(cls) -> Params:
-        return cls(1.5, 8, 10_000, 64, 5_000, 10.0, 2_000, 20_000, 1_000)
+        return cls(1.5, 8, 10_000, 16, 16, 5_000, 10.0, 2_000, 20_000, 1_000)
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(0.3, 4, 600, 32, 300, 2.0, 200, 600, 40)
+        return cls(0.3, 4, 600, 8, 8, 300, 2.0, 200, 600, 40)
 
 
 class Bench:
@@ -123,7 +124,8 @@ class Bench:
         head = head_of(self.hub_members[0], f.id, 1, 0)
         return self.load(load.Submit(f.id, f.epoch, f.secret, self.hub_members, count,
                                      kw.pop("concurrency", self.p.concurrency),
-                                     start_head=head, **kw))  # fmt: skip
+                                     start_head=head, batch=kw.pop("batch", self.p.batch),
+                                     **kw))  # fmt: skip
 
     def _cpu_per_entry(
         self, name: str, nodes: Sequence[Node], count: int, before: list[float]
@@ -138,6 +140,13 @@ class Bench:
         out = self._submit(self.solo, self.p.sequencing)
         self._cpu_per_entry("sequencing", hub, self.p.sequencing, before)
         self.results["sequencing_eps"] = out["submit_eps"]
+        # The same with one event per request (/events): what a member posting one
+        # message at a time costs, HTTP request included.
+        before = [cpu_seconds(n.pid) for n in hub]
+        out = self._submit(self.solo, self.p.sequencing, batch=1,
+                           concurrency=self.p.concurrency * 4)  # fmt: skip
+        self._cpu_per_entry("sequencing_single", hub, self.p.sequencing, before)
+        self.results["sequencing_single_eps"] = out["submit_eps"]
 
     def replication(self) -> None:
         f, nodes = self.forums[2], self.nodes[:3]
@@ -151,7 +160,7 @@ class Bench:
         f = self.forums[2]
         n = int(100 * self.p.latency_s)
         out = self._submit(f, n, rate=100.0, concurrency=16, watchers=self.remote[:2],
-                           latency_from=self.remote[1])  # fmt: skip
+                           latency_from=self.remote[1], batch=1)  # fmt: skip
         self.results["latency_p50_ms"] = out["latency_ms"]["p50"]
         self.results["latency_p99_ms"] = out["latency_ms"]["p99"]
 
@@ -211,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             b.phase(["rss_idle_mib"], b.cluster)
             ready = hasattr(b, "forums")  # the cluster phase got that far
             for keys, fn in (
-                (["sequencing_eps"], b.sequencing),
+                (["sequencing_eps", "sequencing_single_eps"], b.sequencing),
                 (["replication_eps"], b.replication),
                 (["latency_p50_ms", "latency_p99_ms"], b.latency),
                 (["fanout_eps"], b.fanout),

@@ -44,16 +44,26 @@ class Submit:
     start_head: int = 0
     rate: float = 0.0  # offered entries/s; 0 = as fast as the hub answers
     latency_from: Member | None = None  # read every entry as it arrives here (latency)
+    # Events per request: 1 posts each to /events; more posts that many of one member's
+    # events to /events/batch (what a busy client or one back online sends).
+    batch: int = 1
 
 
-def _prepare(spec: Submit) -> list[tuple[str, bytes]]:
-    """(token, JSON body) per event, signed and sealed now, before any timing."""
+def _prepare(spec: Submit) -> list[tuple[str, bytes, int]]:
+    """(token, JSON body, events in it) per request, signed and sealed now, before any
+    timing. A batch holds the events of one member (one session)."""
     authors = itertools.cycle(spec.authors)
     out = []
-    for i in range(spec.count):
+    for first in range(0, spec.count, spec.batch):
         m = next(authors)
-        ev = post(m, spec.forum, spec.epoch, spec.secret, f"bench entry {i:08d} " + "x" * 80)
-        out.append((m.token, json.dumps({"event": b64u(ev.raw)}).encode()))
+        texts = [f"bench entry {i:08d} " + "x" * 80
+                 for i in range(first, min(spec.count, first + spec.batch))]  # fmt: skip
+        events = [b64u(post(m, spec.forum, spec.epoch, spec.secret, t).raw) for t in texts]
+        if spec.batch == 1:
+            body = {"event": events[0]}
+        else:
+            body = {"events": [{"event": e} for e in events]}
+        out.append((m.token, json.dumps(body).encode(), len(events)))
     return out
 
 
@@ -101,13 +111,14 @@ async def _submit(spec: Submit) -> dict[str, Any]:
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(120)) as http:
         queue = iter(enumerate(bodies))
-        url = _url(spec.authors[0], f"/forums/{q(spec.forum)}/events")
+        path = "/events" if spec.batch == 1 else "/events/batch"
+        url = _url(spec.authors[0], f"/forums/{q(spec.forum)}{path}")
         start = time.perf_counter()
 
         async def worker() -> None:
-            for i, (token, body) in queue:
+            for i, (token, body, _) in queue:
                 if spec.rate:
-                    delay = start + i / spec.rate - time.perf_counter()
+                    delay = start + i * spec.batch / spec.rate - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 t = time.perf_counter()
@@ -115,10 +126,12 @@ async def _submit(spec: Submit) -> dict[str, Any]:
                            "Content-Type": "application/json"}  # fmt: skip
                 async with http.post(url, data=body, headers=headers) as resp:
                     answer = await resp.json()
-                if resp.status != 200 or answer.get("status") != "sequenced":
-                    errors.append(str(answer)[:200])
-                    continue
-                sent[int(answer["seq"])] = t
+                results = answer.get("results", [answer]) if resp.status == 200 else [answer]
+                for result in results:
+                    if result.get("status") != "sequenced":
+                        errors.append(str(result)[:200])
+                        continue
+                    sent[int(result["seq"])] = t
 
         watchers = [asyncio.create_task(_head_reaches(http, m, spec.forum, target))
                     for m in spec.watchers]  # fmt: skip
