@@ -13,7 +13,7 @@ beyond the keys it is given (the forum's rules live in ``protocol.rules``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
@@ -339,6 +339,30 @@ def verify_entry(
     if hub_key.key_id != entry.kid:
         raise RemoteProtocolError("sig.unknown_key", f"entry kid {entry.kid} is another key")
     _verify("entry", entry.to_wire(), hub_key, "sig.invalid", entry.raw, entry.hash)
+
+
+def preverify(checks: Iterable[tuple[Entry, VerifyKey | None, VerifyKey | None]]) -> int:
+    """Check, ahead of the ordered fold, the signatures of entries (with the hub key
+    given) and of their events (with the device key given); each one that verifies is
+    remembered where ``verify_entry`` and ``verify_event`` look first. A caller may run
+    this over parts of a run of entries on several threads. Nothing is decided here: a
+    signature that does not verify, or a key that is not the one named, is skipped, and
+    the fold raises it in its place. Returns how many verified."""
+    verified = 0
+    for entry, hub_key, device_key in checks:
+        ev = entry.signed_event
+        for domain, wire, raw, signed_hash, key_id, key in (
+            ("entry", entry.to_wire(), entry.raw, entry.hash, entry.kid, hub_key),
+            ("event", ev.to_wire(), ev.raw, ev.event_id, ev.kid, device_key),
+        ):
+            if key is None or key.key_id != key_id:
+                continue
+            try:
+                _verify(domain, wire, key, "sig.invalid", raw, signed_hash)
+            except RemoteProtocolError:
+                continue
+            verified += 1
+    return verified
 
 
 # ---------------------------------------------------------------------------- heads

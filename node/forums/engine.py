@@ -77,6 +77,8 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._verifier is not None:
+            self._verifier.shutdown(wait=False)
 
     # ------------------------------------------------------------------ submitting
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.identity import parse_member_id
-from protocol.log import Entry, EquivocationProof, check_forum_id, verify_entry
+from protocol.log import Entry, EquivocationProof, check_forum_id, preverify, verify_entry
 from protocol.rules import ForumState, certificate_of
 
 from ..logs import log_event
@@ -28,7 +29,11 @@ MAX_AHEAD: Final = 4 * PAGE  # entries held past a gap; more are fetched again l
 BACKFILL_ATTEMPTS: Final = 5
 
 
+PREVERIFY_MIN: Final = 32  # entries in one apply worth checking on two threads first
+
+
 class ReplicaRole(ForumCore):
+    _verifier: ThreadPoolExecutor | None = None
     backfill_retry_s: float = 0.2  # first retry delay; doubles per failure (capped at 30 s)
     # When we only know the log goes further (a head, a backfill answer) the missing
     # entries are usually on their way by push: the hub pushes every entry as it commits,
@@ -79,6 +84,8 @@ class ReplicaRole(ForumCore):
         decoded.sort(key=lambda e: e.seq)
         carried = _carried(decoded, attachments)
         await self.keys.refresh_if_stale()  # a peer's retired key stops verifying soon
+        if len(decoded) >= PREVERIFY_MIN:
+            await self._preverify(rt, decoded)
         async with rt.lock:
             await self._ensure_index(rt)
             hub = self._hub_of(rt)
@@ -99,6 +106,32 @@ class ReplicaRole(ForumCore):
         elif rt.known_head > rt.seq:
             self._await_push(rt)
         return rt.seq
+
+    async def _preverify(self, rt: ForumRuntime, entries: list[Entry]) -> None:
+        """Check a long run's signatures on two threads before the fold (catch-up, a
+        full push): pynacl lets go of the GIL while it verifies, so half of the run's
+        Ed25519 work — most of a replica's — runs beside the event loop. This only fills
+        the verified-signature cache the fold consults; the fold still checks every
+        entry in order (keys the state names only further on are checked there)."""
+        state = rt.state
+        checks = []
+        for e in entries:
+            try:
+                hub_key = self.keys.lookup(e.hub, e.kid, e.ts)
+            except ProtocolError:
+                hub_key = None
+            ev = e.signed_event
+            member = state.members.get(ev.author) if state is not None else None
+            device = member.devices.get(ev.kid) if member is not None else None
+            checks.append((e, hub_key, device.sign if device is not None else None))
+        if self._verifier is None:
+            self._verifier = ThreadPoolExecutor(1, thread_name_prefix="pf-verify")
+        half = len(checks) // 2
+        beside = asyncio.get_running_loop().run_in_executor(
+            self._verifier, preverify, checks[:half]
+        )
+        preverify(checks[half:])
+        await beside
 
     async def _apply_locked(
         self,

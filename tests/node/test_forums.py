@@ -268,3 +268,28 @@ async def test_the_app_runs_the_engine_as_a_service(aiohttp_client: Any, ctx: No
     engine = client.app[FORUMS]
     assert engine.name == ctx.identity.name and engine.state("!x") is None
     assert await engine.wait_for("!x", 1, 0.01) == 0
+
+
+async def test_a_long_run_is_checked_ahead_on_two_threads_and_still_in_order(net: Net) -> None:
+    """Runs of PREVERIFY_MIN entries or more have their signatures checked on a second
+    thread first; that only warms a cache: a forged entry in the middle is refused in
+    its place, what precedes it is applied, nothing after it."""
+    s, forum = await forum_with_b(net)
+    hub, rep = net.engines[ACME], net.engines[GLOBEX]
+    base = rep.state(forum).seq  # type: ignore[union-attr]
+    net.down.add(GLOBEX)
+    for i in range(40):
+        await hub.submit_local(s.post(A, 2, f"run {i}").raw)
+    net.queue.clear()
+    _, raws = await hub.read(forum, base + 1, 500)
+    st20 = decode(raws[19])
+    forged = encode({**decode(raws[20]), "sig": bytes(64)})
+    assert st20["seq"] == base + 20
+    net.down.add(ACME)  # no backfill: only what this push carries
+    ack = await rep.on_entries(ACME, forum, raws[:20] + [forged] + raws[21:])
+    assert ack == base + 20
+    assert [e.code for e in await rep.evidence(forum)] == ["sig.invalid"]
+    assert rep._verifier is not None  # the run was long enough to be checked ahead
+    net.down.clear()
+    assert await rep.on_entries(ACME, forum, raws[20:]) == base + 40
+    assert rep.state(forum) == hub.state(forum)

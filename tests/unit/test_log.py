@@ -31,6 +31,7 @@ from protocol.log import (
     build_head,
     cosign_head,
     make_equivocation_proof,
+    preverify,
     verify_cosignature,
     verify_entry,
     verify_equivocation,
@@ -358,3 +359,38 @@ def test_moved_names_stay_importable_from_log() -> None:
     for module, names in moved.items():
         for name in names:
             assert getattr(log, name) is getattr(module, name), name
+
+
+# ---------------------------------------------------------------------------- preverify
+
+
+def test_preverify_fills_the_cache_the_checks_consult(monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocol.log as log_module
+
+    monkeypatch.setattr(log_module, "_VERIFIED", {})
+    checks = [(e, HUB, VerifyKey(_author_key(e))) for e in ENTRIES]
+    assert preverify(checks) == 2 * len(ENTRIES)
+
+    def broken(self: VerifyKey, message: bytes, signature: bytes) -> None:
+        raise AssertionError("verified again: the cache was not consulted")
+
+    monkeypatch.setattr(VerifyKey, "verify", broken)
+    for e in ENTRIES:  # answered from what preverify remembered
+        verify_entry(e, HUB)
+        verify_event(e.signed_event, VerifyKey(_author_key(e)))
+
+
+def test_preverify_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocol.log as log_module
+
+    monkeypatch.setattr(log_module, "_VERIFIED", {})
+    good = ENTRIES[1]
+    wire = good.to_wire()
+    forged = Entry.from_bytes(encode({**wire, "sig": bytes(64)}))
+    author = VerifyKey(_author_key(good))
+    # A bad signature, the wrong key, no key: skipped, and the checks still refuse.
+    assert preverify([(forged, HUB, None), (good, author, None), (good, None, HUB)]) == 0
+    assert log_module._VERIFIED == {}
+    with pytest.raises(RemoteProtocolError) as exc:
+        verify_entry(forged, HUB)
+    assert exc.value.code == "sig.invalid"
