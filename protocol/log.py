@@ -341,27 +341,26 @@ def verify_entry(
     _verify("entry", entry.to_wire(), hub_key, "sig.invalid", entry.raw, entry.hash)
 
 
-def preverify(checks: Iterable[tuple[Entry, VerifyKey | None, VerifyKey | None]]) -> int:
-    """Check, ahead of the ordered fold, the signatures of entries (with the hub key
-    given) and of their events (with the device key given); each one that verifies is
-    remembered where ``verify_entry`` and ``verify_event`` look first. A caller may run
-    this over parts of a run of entries on several threads. Nothing is decided here: a
-    signature that does not verify, or a key that is not the one named, is skipped, and
-    the fold raises it in its place. Returns how many verified."""
+def preverify(checks: Iterable[tuple[Entry | Event, VerifyKey | None]]) -> int:
+    """Check, ahead of the ordered checks, the signatures of entries (with their hub's
+    key) and events (with their device's key); each one that verifies is remembered where
+    ``verify_entry`` and ``verify_event`` look first. A caller may run this over a batch
+    on another thread (pynacl lets go of the GIL while it verifies). Nothing is decided
+    here: a signature that does not verify, or a key that is not the one named, is
+    skipped, and the ordered check raises it in its place. Returns how many verified."""
     verified = 0
-    for entry, hub_key, device_key in checks:
-        ev = entry.signed_event
-        for domain, wire, raw, signed_hash, key_id, key in (
-            ("entry", entry.to_wire(), entry.raw, entry.hash, entry.kid, hub_key),
-            ("event", ev.to_wire(), ev.raw, ev.event_id, ev.kid, device_key),
-        ):
-            if key is None or key.key_id != key_id:
-                continue
-            try:
-                _verify(domain, wire, key, "sig.invalid", raw, signed_hash)
-            except RemoteProtocolError:
-                continue
-            verified += 1
+    for obj, key in checks:
+        if key is None or key.key_id != obj.kid:
+            continue
+        if isinstance(obj, Entry):
+            domain, signed_hash = "entry", obj.hash
+        else:
+            domain, signed_hash = "event", obj.event_id
+        try:
+            _verify(domain, obj.to_wire(), key, "sig.invalid", obj.raw, signed_hash)
+        except RemoteProtocolError:
+            continue
+        verified += 1
     return verified
 
 

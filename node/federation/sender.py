@@ -335,8 +335,8 @@ class Sender:
         time. If it fails (logged), or the node stops before it commits, the peer is
         sent entries it already has again, and drops them."""
         if self._ack_write is not None:
-            write, self._ack_write = self._ack_write, None
-            await write
+            previous, self._ack_write = self._ack_write, None
+            await previous
         for forum, seq in acks.items():
             self._acking[forum] = max(self._acking.get(forum, 0), seq)
 

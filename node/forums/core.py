@@ -14,6 +14,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -23,7 +24,7 @@ from aiohttp import web
 from protocol.errors import ProtocolError
 from protocol.identity import node_of
 from protocol.keys import VerifyKey
-from protocol.log import Entry, EquivocationProof, Event, Head, forum_origin
+from protocol.log import Entry, EquivocationProof, Event, Head, forum_origin, preverify
 from protocol.rules import ACTIVE, ForumState, apply_entry, check_event
 
 from ..keystore import NodeKeys
@@ -154,6 +155,7 @@ class ForumCore:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tails: dict[str, int] = {}  # forum -> bytes in its tail, oldest append first
         self._tail_bytes = 0
+        self._verifier: ThreadPoolExecutor | None = None  # see _verify_beside
 
     # ------------------------------------------------------------------ runtime
 
@@ -235,6 +237,24 @@ class ForumCore:
         raise NotImplementedError  # attachments.py: kept attachments of entries, by seq
 
     # ------------------------------------------------------------------ keys
+
+    def _verify_beside(
+        self, checks: Sequence[tuple[Entry | Event, VerifyKey | None]]
+    ) -> asyncio.Future[int]:
+        """``protocol.log.preverify`` on a worker thread: pynacl lets go of the GIL while
+        it verifies, so a batch's Ed25519 checks run beside the event loop, which goes on
+        with other requests. Fills the cache the ordered checks consult; decides nothing."""
+        if self._verifier is None:
+            self._verifier = ThreadPoolExecutor(1, thread_name_prefix="pf-verify")
+        return asyncio.get_running_loop().run_in_executor(self._verifier, preverify, checks)
+
+    @staticmethod
+    def _device_key(state: ForumState | None, ev: Event) -> VerifyKey | None:
+        """The signing key of ``ev``'s device if ``state`` lists it for an active member
+        (what most events are); None otherwise (the rules find the key themselves)."""
+        member = state.members.get(ev.author) if state is not None else None
+        device = member.devices.get(ev.kid) if member is not None else None
+        return device.sign if device is not None else None
 
     async def _retrying(self, fn: Callable[[], T]) -> T:
         """Run a pure check; if it missed a key, reload pinned keys and run it once more."""

@@ -11,13 +11,14 @@ point, and otherwise — signed by the same hub — an equivocation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.identity import parse_member_id
-from protocol.log import Entry, EquivocationProof, check_forum_id, preverify, verify_entry
+from protocol.keys import VerifyKey
+from protocol.log import Entry, EquivocationProof, Event, check_forum_id, preverify, verify_entry
 from protocol.rules import ForumState, certificate_of
 
 from ..logs import log_event
@@ -33,7 +34,6 @@ PREVERIFY_MIN: Final = 32  # entries in one apply worth checking on two threads 
 
 
 class ReplicaRole(ForumCore):
-    _verifier: ThreadPoolExecutor | None = None
     backfill_retry_s: float = 0.2  # first retry delay; doubles per failure (capped at 30 s)
     # When we only know the log goes further (a head, a backfill answer) the missing
     # entries are usually on their way by push: the hub pushes every entry as it commits,
@@ -109,27 +109,17 @@ class ReplicaRole(ForumCore):
 
     async def _preverify(self, rt: ForumRuntime, entries: list[Entry]) -> None:
         """Check a long run's signatures on two threads before the fold (catch-up, a
-        full push): pynacl lets go of the GIL while it verifies, so half of the run's
-        Ed25519 work — most of a replica's — runs beside the event loop. This only fills
-        the verified-signature cache the fold consults; the fold still checks every
-        entry in order (keys the state names only further on are checked there)."""
+        full push): half of the run's Ed25519 work — most of a replica's — runs beside
+        the event loop. Only the verified-signature cache is filled; the fold still
+        checks every entry in order (keys the state names only further on, there)."""
         state = rt.state
-        checks = []
+        checks: list[tuple[Entry | Event, VerifyKey | None]] = []
         for e in entries:
-            try:
-                hub_key = self.keys.lookup(e.hub, e.kid, e.ts)
-            except ProtocolError:
-                hub_key = None
-            ev = e.signed_event
-            member = state.members.get(ev.author) if state is not None else None
-            device = member.devices.get(ev.kid) if member is not None else None
-            checks.append((e, hub_key, device.sign if device is not None else None))
-        if self._verifier is None:
-            self._verifier = ThreadPoolExecutor(1, thread_name_prefix="pf-verify")
+            with contextlib.suppress(ProtocolError):  # an expired key: the fold says so
+                checks.append((e, self.keys.lookup(e.hub, e.kid, e.ts)))
+            checks.append((e.signed_event, self._device_key(state, e.signed_event)))
         half = len(checks) // 2
-        beside = asyncio.get_running_loop().run_in_executor(
-            self._verifier, preverify, checks[:half]
-        )
+        beside = self._verify_beside(checks[:half])
         preverify(checks[half:])
         await beside
 

@@ -368,7 +368,7 @@ def test_preverify_fills_the_cache_the_checks_consult(monkeypatch: pytest.Monkey
     import protocol.log as log_module
 
     monkeypatch.setattr(log_module, "_VERIFIED", {})
-    checks = [(e, HUB, VerifyKey(_author_key(e))) for e in ENTRIES]
+    checks = [c for e in ENTRIES for c in ((e, HUB), (e.signed_event, VerifyKey(_author_key(e))))]
     assert preverify(checks) == 2 * len(ENTRIES)
 
     def broken(self: VerifyKey, message: bytes, signature: bytes) -> None:
@@ -389,7 +389,8 @@ def test_preverify_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     forged = Entry.from_bytes(encode({**wire, "sig": bytes(64)}))
     author = VerifyKey(_author_key(good))
     # A bad signature, the wrong key, no key: skipped, and the checks still refuse.
-    assert preverify([(forged, HUB, None), (good, author, None), (good, None, HUB)]) == 0
+    checks = [(forged, HUB), (good, author), (good, None), (good.signed_event, HUB)]
+    assert preverify(checks) == 0
     assert log_module._VERIFIED == {}
     with pytest.raises(RemoteProtocolError) as exc:
         verify_entry(forged, HUB)
