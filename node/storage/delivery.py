@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from .engine import SqliteEngine
+from .engine import SMALL_ROWS, SqliteEngine
 
 BreakerState = Literal["closed", "open", "half_open"]
 T = TypeVar("T")
@@ -142,7 +142,8 @@ class DeliveryStore:
         destinations = {d for d, _ in rows}
         self._dc.idle -= destinations
         return await self._cached_write(
-            lambda: self._engine.write(job), lambda c, _: c.idle.difference_update(destinations)
+            lambda: self._engine.write(job, small=len(rows) <= SMALL_ROWS),
+            lambda c, _: c.idle.difference_update(destinations),
         )
 
     async def queued_outbox(self, destination: str, limit: int) -> list[OutboxRow]:
@@ -179,7 +180,7 @@ class DeliveryStore:
                 [(err, i) for i, err in retry],
             )
 
-        await self._engine.write(job)
+        await self._engine.write(job, small=len(delivered) + len(dead) + len(retry) <= SMALL_ROWS)
 
     async def outbox_destinations(self) -> list[str]:
         rows = await self._engine.fetch_all(
@@ -274,7 +275,7 @@ class DeliveryStore:
             else:
                 c.deliveries.pop(state.peer, None)
 
-        await self._cached_write(lambda: self._engine.write(job), settle)
+        await self._cached_write(lambda: self._engine.write(job, small=True), settle)
 
     # ------------------------------------------------------------------ acks
 
@@ -313,7 +314,8 @@ class DeliveryStore:
                 else:
                     del c.acks[(peer, forum)]
 
-        await self._cached_write(lambda: self._engine.write(job), settle)
+        small = len(acks) <= SMALL_ROWS
+        await self._cached_write(lambda: self._engine.write(job, small=small), settle)
 
     async def hub_forums(self, hub: str) -> list[str]:
         """Forums this node sequences: where catch-up after a restart starts."""
@@ -332,7 +334,7 @@ class DeliveryStore:
                 [(i, peer, expires_ms) for i, peer in ids],
             )
 
-        await self._engine.write(job)
+        await self._engine.write(job, small=len(ids) <= SMALL_ROWS)
 
     async def replay_ids(self, now_ms: int) -> dict[bytes, int]:
         """Ids still remembered (id -> expiry): the in-memory mirror after a restart."""

@@ -12,7 +12,12 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .engine import SqliteEngine
+from .engine import SMALL_ROWS, SqliteEngine
+
+# Entries in an append small enough to commit on the event loop's thread (engine.py):
+# one or a few, the push of a quiet forum. Larger batches commit on the writer thread,
+# beside the event loop's own work.
+SMALL_APPEND: int = 8
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ class ForumStore:
             if kept:
                 conn.executemany(_KEEP_ATTACHMENT, kept)
 
-        await self._engine.write(job)
+        small = len(rows) <= SMALL_APPEND and not kept and truncate_after is None
+        await self._engine.write(job, small=small)
 
     async def read_entries(self, forum: str, from_seq: int, limit: int) -> list[StoredEntry]:
         rows = await self._engine.fetch_all(
@@ -285,7 +291,7 @@ class ForumStore:
                 [(forum, seq, node, hash, c, now_ms) for node, c in cosigs],
             )
 
-        await self._engine.write(job)
+        await self._engine.write(job, small=len(cosigs) <= SMALL_ROWS)
 
     async def cosigners(self, forum: str, seq: int) -> list[str]:
         rows = await self._engine.fetch_all(

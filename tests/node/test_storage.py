@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,52 @@ async def test_failing_job_is_rolled_back_alone(tmp_path: Path) -> None:
         assert await storage.get_state("a") == b"1"
         assert await storage.get_state("b") == b"2"
         assert await storage.get_state("half") is None
+    finally:
+        await storage.close()
+
+
+async def test_small_batches_commit_on_the_loop_thread_others_on_the_writer(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    storage = await open_storage(tmp_path / "node.db")
+    engine = storage.engine
+    threads: dict[str, int] = {}
+
+    def job(name: str, fail: bool = False) -> Any:
+        def run(conn: sqlite3.Connection) -> None:
+            threads[name] = threading.get_ident()
+            conn.execute("INSERT INTO node_state (key, value) VALUES (?, x'01')", (name,))
+            if fail:
+                raise ValueError("boom")
+
+        return run
+
+    try:
+        loop_thread = threading.get_ident()
+        await engine.write(job("small"), small=True)
+        await engine.write(job("large"))
+        # A small job queued with a large one goes to the writer thread with it.
+        await asyncio.gather(engine.write(job("s2"), small=True), engine.write(job("l2")))
+        assert threads["small"] == loop_thread
+        assert threads["large"] != loop_thread and threads["s2"] == threads["l2"]
+        # On the loop thread too, a failing job is rolled back alone.
+        outcome = await asyncio.gather(
+            engine.write(job("s3"), small=True), engine.write(job("bad", True), small=True),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert outcome[0] is None and isinstance(outcome[1], ValueError)
+        # A WAL truncation is queued like a write and runs by itself on the writer thread,
+        # never beside a commit on the loop thread.
+        done = await asyncio.gather(
+            engine.write(job("s4"), small=True), engine.truncate_wal(),
+            engine.write(job("s5"), small=True),
+        )  # fmt: skip
+        assert done[1] is True
+        for key in ("small", "large", "s2", "l2", "s3", "s4", "s5"):
+            assert await storage.get_state(key) == b"\x01", key
+        assert await storage.get_state("bad") is None
     finally:
         await storage.close()
 
