@@ -114,15 +114,6 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
         await self._forward(rt, move_to or self._hub_of(rt), [event_bytes], carried)
         return SubmitResult(eid, "forwarded", None)
 
-    async def check_ahead(self, events: list[Event]) -> None:
-        """Verify the signatures of events about to be submitted together (the client's
-        batch route) on the verifier thread, while the event loop serves other requests:
-        the sequencer then finds them in the verified-signature cache. Decides nothing:
-        every event still goes through all of §7 when it is sequenced."""
-        checks = [(ev, self._device_key(self.state(ev.forum), ev)) for ev in events]
-        if any(key is not None for _, key in checks):
-            await self._verify_beside(checks)
-
     async def on_submit(
         self, origin: str, forum: str, events: list[bytes], attachments: list[bytes] | None = None
     ) -> list[Outcome]:

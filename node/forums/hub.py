@@ -27,6 +27,7 @@ from .attachments import attachment_of
 from .core import ForumCore, ForumRuntime, log
 
 MAX_BATCH: Final = 256
+PREVERIFY_MIN: Final = 16  # events in a batch worth verifying on two threads first
 Outcome = dict[str, Any]  # {event_id, seq} | {event_id, error, message}
 
 
@@ -85,6 +86,11 @@ class HubRole(ForumCore):
                         p.future.set_exception(exc)
 
     async def _sequence_batch(self, rt: ForumRuntime, batch: list[_Pending]) -> None:
+        if len(batch) >= PREVERIFY_MIN:  # a burst: its signatures on two cores first
+            state = rt.state
+            await self._preverify_split(
+                [(p.event, self._device_key(state, p.event)) for p in batch if p.event]
+            )
         outcomes: list[tuple[_Pending, Outcome]] = []
         staged: list[Entry] = []
         kept: list[StoredAttachment] = []

@@ -18,7 +18,7 @@ from typing import Any, Final
 from protocol.errors import ProtocolError, RemoteProtocolError
 from protocol.identity import parse_member_id
 from protocol.keys import VerifyKey
-from protocol.log import Entry, EquivocationProof, Event, check_forum_id, preverify, verify_entry
+from protocol.log import Entry, EquivocationProof, Event, check_forum_id, verify_entry
 from protocol.rules import ForumState, certificate_of
 
 from ..logs import log_event
@@ -118,10 +118,7 @@ class ReplicaRole(ForumCore):
             with contextlib.suppress(ProtocolError):  # an expired key: the fold says so
                 checks.append((e, self.keys.lookup(e.hub, e.kid, e.ts)))
             checks.append((e.signed_event, self._device_key(state, e.signed_event)))
-        half = len(checks) // 2
-        beside = self._verify_beside(checks[:half])
-        preverify(checks[half:])
-        await beside
+        await self._preverify_split(checks)
 
     async def _apply_locked(
         self,

@@ -34,7 +34,6 @@ MAX_WAIT_S: Final = 30.0  # long-poll bound: proxies and clients give up around 
 # Events per batch submit: a device's offline queue goes in a few requests, and a batch
 # stays well under what the hub's sequencer takes per group commit (hub.py MAX_BATCH).
 MAX_BATCH_EVENTS: Final = 64
-CHECK_AHEAD_MIN: Final = 4  # events in a batch worth verifying on the verifier thread first
 
 
 def _engine(request: web.Request) -> Any:
@@ -261,8 +260,6 @@ async def submit_events(request: web.Request) -> web.Response:
     batch = _batch(await read_json(request))
     engine = _engine(request)
     _charge_events(request, session.member, len(batch))
-    if len(batch) >= CHECK_AHEAD_MIN:
-        await engine.check_ahead(_decodable(batch))
     outcomes = await asyncio.gather(
         *(_submit_one(engine, session, forum, data, att) for data, att in batch),
         return_exceptions=True,
@@ -271,17 +268,6 @@ async def submit_events(request: web.Request) -> web.Response:
         if isinstance(outcome, BaseException):  # not a refusal: the node's own trouble
             raise outcome
     return web.json_response({"results": outcomes})
-
-
-def _decodable(batch: list[tuple[bytes, bytes | None]]) -> list[Event]:
-    """The batch's events that decode (``_submit_one`` answers the others)."""
-    events = []
-    for data, _ in batch:
-        try:
-            events.append(Event.from_bytes(data))  # remembered: _submit_one does not redo it
-        except ProtocolError:
-            continue
-    return events
 
 
 @routes.get(PREFIX + "/forums/{forum}/entries")
