@@ -8,6 +8,7 @@ loopback host (development nodes on one machine, where there is no wire to tap).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -58,10 +59,19 @@ def check_transport_url(url: str) -> str:
 def inbox_url(peer: PeerRecord) -> str:
     """The inbox from the peer's pinned descriptor (its own signed word), else its URL."""
     if peer.descriptor is not None:
-        desc = Descriptor.from_wire(decode(peer.descriptor))
-        if "inbox" in desc.endpoints:
-            return check_transport_url(desc.endpoints["inbox"])
+        found = _descriptor_inbox(peer.descriptor)
+        if found is not None:
+            return found
     return check_transport_url(peer.url + "/_pf/v1/inbox")
+
+
+@functools.lru_cache(maxsize=256)
+def _descriptor_inbox(descriptor: bytes) -> str | None:
+    """A descriptor's checked inbox URL, by its bytes (every delivery round asks)."""
+    desc = Descriptor.from_wire(decode(descriptor))
+    if "inbox" not in desc.endpoints:
+        return None
+    return check_transport_url(desc.endpoints["inbox"])
 
 
 def request_url(peer: PeerRecord, path: str) -> str:

@@ -8,6 +8,7 @@ code's status.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +42,10 @@ def _charger(request: web.Request) -> Any:
 async def inbox(request: web.Request) -> web.Response:
     data = await read_body(request, MSGPACK)  # size checked before reading (bodies.py)
     answer = await receive_batch(request.app[FEDERATION], data, _charger(request))
+    if answer["acks"]:
+        # Members' long-polls woken by these entries answer first: a reader waits for
+        # them, the hub only for its ack. (One turn of the event loop.)
+        await asyncio.sleep(0)
     return _msgpack(answer)
 
 
