@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -367,7 +368,7 @@ def test_moved_names_stay_importable_from_log() -> None:
 def test_preverify_fills_the_cache_the_checks_consult(monkeypatch: pytest.MonkeyPatch) -> None:
     import protocol.log as log_module
 
-    monkeypatch.setattr(log_module, "_VERIFIED", {})
+    monkeypatch.setattr(log_module, "_VERIFIED", OrderedDict())
     checks = [c for e in ENTRIES for c in ((e, HUB), (e.signed_event, VerifyKey(_author_key(e))))]
     assert preverify(checks) == 2 * len(ENTRIES)
 
@@ -383,7 +384,7 @@ def test_preverify_fills_the_cache_the_checks_consult(monkeypatch: pytest.Monkey
 def test_preverify_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     import protocol.log as log_module
 
-    monkeypatch.setattr(log_module, "_VERIFIED", {})
+    monkeypatch.setattr(log_module, "_VERIFIED", OrderedDict())
     good = ENTRIES[1]
     wire = good.to_wire()
     forged = Entry.from_bytes(encode({**wire, "sig": bytes(64)}))
