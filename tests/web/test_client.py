@@ -304,6 +304,10 @@ def test_keyboard_only(members: Any, web_node: NodeProcess) -> None:
     """Enroll, create a forum and post with the keyboard alone, focus always visible."""
     m = members()
     m.open()
+    # A key goes to the page only once the browser gave it focus: under load a new tab
+    # may not have it yet when the screen is ready (the Tab then moved nothing).
+    m.page.bring_to_front()
+    m.page.wait_for_function("document.hasFocus()")
     m.page.keyboard.press("Tab")
     assert m.page.evaluate("document.activeElement.labels[0].textContent") == "One-time code"
     m.page.keyboard.type(add_member(web_node, "dora", "Umbrella"))
