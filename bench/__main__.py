@@ -21,7 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from . import corpus, load, raw
+from . import corpus, floor, load, raw
 from .cluster import (
     BenchError,
     Node,
@@ -163,6 +163,8 @@ class Bench:
                            latency_from=self.remote[1], batch=1)  # fmt: skip
         self.results["latency_p50_ms"] = out["latency_ms"]["p50"]
         self.results["latency_p99_ms"] = out["latency_ms"]["p99"]
+        # The same path with no work at any step (bench/floor.py): the machine's share.
+        self.results.update(floor.measure(count=min(300, n), rate=100.0))
 
     def fanout(self) -> None:
         rates: dict[str, float | None] = {}
@@ -222,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for keys, fn in (
                 (["sequencing_eps", "sequencing_single_eps"], b.sequencing),
                 (["replication_eps"], b.replication),
-                (["latency_p50_ms", "latency_p99_ms"], b.latency),
+                (["latency_p50_ms", "latency_p99_ms", "latency_floor_p50_ms",
+                  "latency_floor_p99_ms"], b.latency),
                 (["fanout_eps"], b.fanout),
                 (["catchup_eps"], b.catchup),
             ):
