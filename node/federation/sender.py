@@ -155,14 +155,29 @@ class Sender:
             await self._failed(state, exc.code, 0)
             return True
         probe = SENDS[state.breaker] == "probe"
+        ready: list[_Item] | None = None
         while True:
-            items = await self._fill()
+            items = ready if ready is not None else await self._fill()
             if not items:
                 return False
-            error, retry_after = await self._send(url, items)
+            sending = asyncio.ensure_future(self._send(url, items))
+            # A full batch of plain pushes (catching up): fill the next one while this one
+            # is on its way, instead of leaving the peer idle while we read and sign.
+            after = _pushed_to(items) if not probe and _full(items) else None
+            ready = None
+            try:
+                if after is not None:
+                    ready = await self._fill(after)
+                error, retry_after = await sending
+            except BaseException:  # a stop, or a bug: the send in flight goes with us
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
+                raise
             if error is not None:
                 await self._failed(state, error, retry_after)
                 return True
+            if ready is not None and after is not None and not await self._took(after):
+                ready = None  # the peer stopped short of what we sent: fill from its ack
             self.backing_off = False
             if state != on_success(state):
                 state = on_success(state)
@@ -187,7 +202,20 @@ class Sender:
 
     # ------------------------------------------------------------------ building a batch
 
-    async def _fill(self) -> list[_Item]:
+    async def _took(self, pushed: dict[str, int]) -> bool:
+        """Whether the peer acknowledged every forum up to what we pushed it."""
+        for forum, seq in pushed.items():
+            if await self._acked(forum) < seq:
+                return False
+        return True
+
+    async def _acked(self, forum: str) -> int:
+        stored = await self.fed.storage.get_ack(self.destination, forum)
+        return max(stored, self._acking.get(forum, 0))
+
+    async def _fill(self, after: dict[str, int] | None = None) -> list[_Item]:
+        """The next batch. ``after``: forum -> last seq of a batch still on its way (all
+        contiguous pushes): its entries continue from there, as if acknowledged."""
         fed = self.fed
         items: list[_Item] = []
         # Heads go after the entries: a head names the seq it covers, and a peer that gets
@@ -207,24 +235,31 @@ class Sender:
             (heads if draft.get("kind") == "forum.head" else items).append(item)
             size += len(data) + _ITEM_OVERHEAD
         engine = fed.forums()
-        if engine is not None and not await self._fill_entries(engine, items, heads, size):
+        if engine is not None and not await self._fill_entries(engine, items, heads, size, after):
             return items  # the batch is full: the heads wait for the entries they name
         return items + heads
 
     async def _fill_entries(
-        self, engine: Any, items: list[_Item], heads: list[_Item], size: int
+        self,
+        engine: Any,
+        items: list[_Item],
+        heads: list[_Item],
+        size: int,
+        after: dict[str, int] | None = None,
     ) -> bool:
-        """Append the entries owed to the peer; False when the batch filled up first."""
+        """Append the entries owed to the peer; False when the batch filled up first.
+        ``after``: see ``_fill`` (nothing is concluded from it: no forum is marked clean,
+        no departed node caught up, until the peer's own ack says so)."""
         fed = self.fed
         for forum, generation in sorted(self.dirty.items()):
-            ack = max(await fed.storage.get_ack(self.destination, forum),
-                      self._acking.get(forum, 0))  # fmt: skip
+            acked = await self._acked(forum)
+            ack = max(acked, (after or {}).get(forum, 0))
             # Entries already pushed past the peer's gap wait there for its backfill.
             seq = max(ack, self.ahead.get(forum, 0)) + 1
             contiguous = ack + 1  # the next seq the peer can apply with what we send
-            sent_any = False
+            sent_any = after is not None
             cap = fed.push_cap(self.destination, forum)  # a departed node: up to its exit
-            if cap is not None and ack >= cap:
+            if cap is not None and acked >= cap:
                 fed.departed_caught_up(self.destination, forum)
             while cap is None or seq <= cap:
                 _, entries = await engine.read(forum, seq, READ_PAGE)
@@ -351,6 +386,23 @@ class Sender:
                         del self._acking[forum]  # the store holds it now (or re-reads it)
 
         self._ack_write = asyncio.get_running_loop().create_task(write())
+
+
+def _pushed_to(items: list[_Item]) -> dict[str, int] | None:
+    """{forum: last seq} if ``items`` are all contiguous pushes of entries (no outbox
+    rows, nothing past a gap): the only batch worth filling the next one behind."""
+    out: dict[str, int] = {}
+    for item in items:
+        if item.forum is None or item.row is not None or item.gap:
+            return None
+        out[item.forum] = max(out.get(item.forum, 0), item.last_seq)
+    return out
+
+
+def _full(items: list[_Item]) -> bool:
+    """Whether a batch stopped because it was full (so more is likely waiting)."""
+    size = _BATCH_OVERHEAD + sum(len(i.data) + _ITEM_OVERHEAD for i in items)
+    return len(items) >= MAX_ENVELOPES or size > MAX_BATCH_BYTES - ENTRY_BYTES_PER_ENVELOPE
 
 
 def _fits(items: list[_Item], heads: list[_Item], size: int, data: bytes) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -122,6 +123,51 @@ async def test_catch_up_after_an_outage_pages_from_the_ack(tmp_path: Path) -> No
     assert peer.forums.received[FORUM] == hub.forums.logs[FORUM]
     assert 4 <= len(peer.posts) <= 5  # pages of <= 1 MiB, not 400 envelopes
     assert (await hub.storage.get_delivery(peer.name)).failures == 0
+    await hub.stop()
+    await peer.stop()
+
+
+async def test_a_push_cut_short_drops_the_batch_filled_behind_it(tmp_path: Path) -> None:
+    """Catching up, the sender fills the next batch while one is on its way; when the
+    peer's ack stops short of what it was sent, that batch is dropped, not sent over the
+    gap, and delivery resumes from the ack."""
+    clock = Clock()
+    hub = await start_node(tmp_path / "hub", clock)
+    peer = await start_node(tmp_path / "peer", clock)
+    await pair(hub, peer)
+    hub.forums.members[FORUM] = {peer.name}
+    hub.forums.append(FORUM, 400, pad=8192)  # ~124 entries per 1 MiB batch
+    room = {"left": 150}  # the peer takes 150 entries, then nothing more for now
+
+    async def short(origin: str, forum: str, entries: list[bytes], attachments: Any = None) -> int:
+        got = peer.forums.received.setdefault(forum, [])
+        for entry in entries:
+            if len(got) >= room["left"]:
+                break
+            if entry not in got:
+                got.append(entry)
+        return len(got)
+
+    peer.forums.on_entries = short  # type: ignore[method-assign]
+    sender = hub.fed.sender(peer.name)
+    fills: list[dict[str, int] | None] = []
+    fill = sender._fill
+
+    async def spy(after: dict[str, int] | None = None) -> Any:
+        fills.append(after)
+        return await fill(after)
+
+    sender._fill = spy  # type: ignore[method-assign]
+    sender.mark(FORUM)
+    assert await sender.round() is True  # the second batch was cut short: backing off
+    assert any(after is not None for after in fills)  # batches were filled behind others
+    await eventually(lambda: _ack_is(hub, peer.name, 150))
+    assert peer.forums.received[FORUM] == hub.forums.logs[FORUM][:150]
+    room["left"] = 10**6
+    clock.now = (await hub.storage.get_delivery(peer.name)).next_attempt_ms
+    assert await sender.round() is False
+    await eventually(lambda: _ack_is(hub, peer.name, 400))
+    assert peer.forums.received[FORUM] == hub.forums.logs[FORUM]  # in order, once each
     await hub.stop()
     await peer.stop()
 
