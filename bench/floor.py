@@ -26,6 +26,10 @@ def _serve(app: web.Application, port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=False)
 
 
+async def _ready(request: web.Request) -> web.Response:
+    return web.Response(body=b"ok")
+
+
 def _node_c(port: int) -> None:
     waiters: list[asyncio.Future[None]] = []
 
@@ -46,6 +50,7 @@ def _node_c(port: int) -> None:
     app = web.Application()
     app.router.add_post("/push", push)
     app.router.add_get("/poll", poll)
+    app.router.add_get("/ready", _ready)
     _serve(app, port)
 
 
@@ -69,19 +74,21 @@ def _node_a(port: int, c_port: int) -> None:
     app = web.Application()
     app.cleanup_ctx.append(start)
     app.router.add_post("/submit", submit)
+    app.router.add_get("/ready", _ready)
     _serve(app, port)
 
 
 async def _measure(a: int, c: int, count: int, rate: float) -> list[float]:
     out: list[float] = []
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):  # both servers up
-            try:
-                async with http.post(f"http://127.0.0.1:{a}/submit", data=b"") as resp:
-                    await resp.read()
-                break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
+        for port in (c, a):  # both servers up (each process starts on its own)
+            for _ in range(600):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/ready") as resp:
+                        await resp.read()
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
         for _ in range(count):
             poll = asyncio.ensure_future(http.get(f"http://127.0.0.1:{c}/poll"))
             await asyncio.sleep(0.5 / rate)  # the long-poll is waiting on C
