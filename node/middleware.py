@@ -97,10 +97,13 @@ async def limits_middleware(request: web.Request, handler: Any) -> web.StreamRes
     return response
 
 
-def enforce_rate(request: web.Request, kind: str, key: str, cost: float = 1.0) -> None:
-    """Spend ``cost`` tokens of ``key``'s ``kind`` bucket or raise api.rate_limited."""
+def enforce_rate(
+    request: web.Request, kind: str, key: str, cost: float = 1.0, need: float | None = None
+) -> None:
+    """Spend ``cost`` tokens of ``key``'s ``kind`` bucket or raise api.rate_limited.
+    ``need``: tokens that must be there (default ``cost``; see ``TokenBucket.take``)."""
     ctx = request.app[CTX]
-    decision = ctx.rate_limits.take(kind, key, time.monotonic(), cost)
+    decision = ctx.rate_limits.take(kind, key, time.monotonic(), cost, need)
     if not decision.allowed:
         ctx.metrics.rate_limited.inc(kind=kind)
         raise RateLimitedError(decision.retry_after_s, f"too many requests ({kind})")

@@ -133,7 +133,7 @@ class Federation:
 
     async def stop(self) -> None:
         self._stopped = True
-        writes = [*self._writes, *(s._ack_write for s in self._senders.values() if s._ack_write)]
+        writes = [*self._writes, *(w for s in self._senders.values() for w in s.pending_writes())]
         await asyncio.gather(*writes, return_exceptions=True)  # finished, not cut
         tasks = [s.task for s in self._senders.values() if s.task] + list(self._tasks)
         for task in tasks:

@@ -363,7 +363,6 @@ class Sender:
             failure = failure or results.get(item.id) or "ack behind what was sent"
         return failure, 0
 
-
     async def _settle_acks(self, acks: dict[str, int]) -> None:
         """Record a push's acks without the next round waiting for the write: entries
         pushed while an ack is being written go out at once. One write is in flight at a
@@ -386,6 +385,10 @@ class Sender:
                         del self._acking[forum]  # the store holds it now (or re-reads it)
 
         self._ack_write = asyncio.get_running_loop().create_task(write())
+
+    def pending_writes(self) -> list[asyncio.Task[None]]:
+        """The ack write in flight, if any (a graceful stop lets it finish)."""
+        return [self._ack_write] if self._ack_write is not None else []
 
 
 def _pushed_to(items: list[_Item]) -> dict[str, int] | None:

@@ -256,8 +256,9 @@ class ForumCore:
 
     @staticmethod
     def _device_key(state: ForumState | None, ev: Event) -> VerifyKey | None:
-        """The signing key of ``ev``'s device if ``state`` lists it for an active member
-        (what most events are); None otherwise (the rules find the key themselves)."""
+        """The signing key of ``ev``'s device if ``state`` lists that device for its
+        author (what most events are); None otherwise (the rules find the key themselves,
+        and decide whether the author may act)."""
         member = state.members.get(ev.author) if state is not None else None
         device = member.devices.get(ev.kid) if member is not None else None
         return device.sign if device is not None else None

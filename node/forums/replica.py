@@ -28,8 +28,6 @@ from .core import PAGE, ForumCore, ForumRuntime, log
 
 MAX_AHEAD: Final = 4 * PAGE  # entries held past a gap; more are fetched again later
 BACKFILL_ATTEMPTS: Final = 5
-
-
 PREVERIFY_MIN: Final = 32  # entries in one apply worth checking on two threads first
 
 

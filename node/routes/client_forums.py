@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from typing import Any, Final
 
 from aiohttp import web
@@ -24,7 +23,7 @@ from protocol.rules import ACTIVE, ForumState
 
 from ..bodies import json_field, read_json
 from ..context import CTX
-from ..errors import RateLimitedError
+from ..middleware import enforce_rate
 from .client import PREFIX, Session, b64_field, session_of
 
 routes = web.RouteTableDef()
@@ -216,18 +215,12 @@ def _charge_events(request: web.Request, member: str, count: int) -> None:
 
     ``session_of`` spent one already. A batch needs ``min(count, burst)`` tokens in the
     bucket, so a batch larger than the burst passes from a full bucket and leaves it in
-    debt: either way the member's events cost what they would one request each. (Not
-    ``enforce_rate``: that one has no ``need`` below its cost.)
+    debt: either way the member's events cost what they would one request each.
     """
     if count <= 1:
         return
-    ctx = request.app[CTX]
-    limits = ctx.rate_limits
-    need = min(count, limits.burst("member")) - 1
-    decision = limits.take("member", member, time.monotonic(), count - 1, need)
-    if not decision.allowed:
-        ctx.metrics.rate_limited.inc(kind="member")
-        raise RateLimitedError(decision.retry_after_s, "too many events (member)")
+    need = min(count, request.app[CTX].rate_limits.burst("member")) - 1
+    enforce_rate(request, "member", member, count - 1, need)
 
 
 async def _submit_one(

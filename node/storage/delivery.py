@@ -140,7 +140,6 @@ class DeliveryStore:
             return ids
 
         destinations = {d for d, _ in rows}
-        self._dc.idle -= destinations
         return await self._cached_write(
             lambda: self._engine.write(job, small=len(rows) <= SMALL_ROWS),
             lambda c, _: c.idle.difference_update(destinations),

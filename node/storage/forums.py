@@ -11,13 +11,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from .engine import SMALL_ROWS, SqliteEngine
 
 # Entries in an append small enough to commit on the event loop's thread (engine.py):
 # one or a few, the push of a quiet forum. Larger batches commit on the writer thread,
 # beside the event loop's own work.
-SMALL_APPEND: int = 8
+SMALL_APPEND: Final = 8
 
 
 @dataclass(frozen=True)
