@@ -20,7 +20,7 @@ from types import ModuleType
 import aiohttp
 from aiohttp import web
 
-from .context import CTX, HTTP, STORAGE, NodeContext
+from .context import CTX, HTTP, INBOX_SOCKETS, STORAGE, NodeContext
 from .errors import error_middleware
 from .federation.service import federation_ctx
 from .forums import forums_ctx
@@ -83,6 +83,8 @@ def make_app(ctx: NodeContext) -> web.Application:
         client_max_size=ctx.config.limits.max_body_bytes,
     )
     app[CTX] = ctx
+    app[INBOX_SOCKETS] = set()
+    app.on_shutdown.append(federation_routes.close_inbox_sockets)
     app.cleanup_ctx.extend(SERVICES)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)

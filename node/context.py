@@ -74,3 +74,5 @@ STORAGE = web.AppKey("storage", Storage)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 FEDERATION = web.AppKey("federation", Federation)  # delivery to and from peers
 FORUMS: web.AppKey[ForumEngine] = web.AppKey("forums")  # the forum log engine
+# Open inbox WebSockets (routes/federation.py), closed first when the node stops.
+INBOX_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("inbox_sockets")

@@ -25,7 +25,7 @@ from protocol.errors import ProtocolError
 from ..logs import log_exception
 from ..storage.delivery import PeerDelivery
 from .backoff import BREAKER_GAUGE, SENDS, chance_from, due, on_failure, on_success
-from .transport import SEND_TIMEOUT_S, PeerUnreachable, inbox_url, post_msgpack
+from .transport import SEND_TIMEOUT_S, InboxSocket, PeerUnreachable, inbox_url
 
 if TYPE_CHECKING:
     from .federation import Federation
@@ -96,6 +96,7 @@ class Sender:
         # round starts from them instead of waiting for the write (see _settle_acks).
         self._acking: dict[str, int] = {}
         self._ack_write: asyncio.Task[None] | None = None
+        self.socket = InboxSocket(destination)  # batches go over it, POST as fallback
 
     def mark(self, forum: str) -> None:
         self.dirty[forum] = self.dirty.get(forum, 0) + 1
@@ -308,10 +309,9 @@ class Sender:
         """Post one batch and settle it: (error that fails the round, Retry-After ms)."""
         fed = self.fed
         try:
-            answer = await post_msgpack(
-                fed.session, self.destination, url, build_batch([i.data for i in items]),
-                SEND_TIMEOUT_S,
-            )  # fmt: skip
+            answer = await self.socket.send(
+                fed.session, url, build_batch([i.data for i in items]), SEND_TIMEOUT_S
+            )
         except PeerUnreachable as exc:
             fed.metrics.batches.inc(result="failed")
             return exc.message, exc.retry_after_ms

@@ -8,7 +8,11 @@ loopback host (development nodes on one machine, where there is no wire to tap).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -138,3 +142,99 @@ async def post_msgpack(
     except ProtocolError:
         body = None
     return Answer(resp.status, body)
+
+
+# ---------------------------------------------------------------------------- the socket
+
+SOCKET_REFUSED_S: Final = 600.0  # after a refused upgrade, POST for this long
+SOCKET_CLOSE_S: Final = 5.0
+
+
+class _SocketLost(Exception):
+    """The socket failed before the batch was answered: send it again by POST."""
+
+
+class InboxSocket:
+    """A peer's inbox kept open as a WebSocket (specs/api.md ``GET /_pf/v1/inbox``).
+
+    ``send`` answers like ``post_msgpack`` and falls back to it: for this batch when the
+    socket cannot be opened or fails before the answer (the batch is sent again: the
+    replay cache makes that harmless), and for ``SOCKET_REFUSED_S`` when the peer (or a
+    proxy) refused the upgrade. One batch at a time, as the sender sends them.
+    """
+
+    def __init__(self, peer: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.peer = peer
+        self._clock = clock
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._url: str | None = None
+        self._post_until = -1.0
+        self.answered = 0  # batches answered over the socket (tests look)
+
+    async def send(
+        self, session: aiohttp.ClientSession, url: str, data: bytes, timeout_s: float
+    ) -> Answer:
+        ws = None
+        if self._clock() >= self._post_until:
+            ws = await self._open(session, url, timeout_s)
+        if ws is not None:
+            try:
+                answer = await self._exchange(ws, data, timeout_s)
+                self.answered += 1
+                return answer
+            except _SocketLost:
+                await self.close()
+        return await post_msgpack(session, self.peer, url, data, timeout_s)
+
+    async def _open(
+        self, session: aiohttp.ClientSession, url: str, timeout_s: float
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        if self._ws is not None and not self._ws.closed and self._url == url:
+            return self._ws
+        await self.close()
+        try:
+            self._ws = await asyncio.wait_for(session.ws_connect(
+                url, timeout=aiohttp.ClientWSTimeout(ws_close=SOCKET_CLOSE_S),
+                max_msg_size=MAX_ANSWER_BYTES, compress=0, autoping=True, autoclose=True,
+            ), timeout_s)  # fmt: skip
+        except aiohttp.WSServerHandshakeError:
+            # Not a WebSocket there (an older node, a proxy without Upgrade): POST.
+            self._post_until = self._clock() + SOCKET_REFUSED_S
+            return None
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return None  # unreachable: the POST says so, with the usual codes
+        self._url = url
+        return self._ws
+
+    async def _exchange(
+        self, ws: aiohttp.ClientWebSocketResponse, data: bytes, timeout_s: float
+    ) -> Answer:
+        try:
+            await ws.send_bytes(data)
+            msg = await asyncio.wait_for(ws.receive(), timeout_s)
+        except TimeoutError as exc:  # no answer in time: the same as a POST timing out
+            await self.close()
+            raise PeerUnreachable(self.peer, "no answer on the inbox socket") from exc
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise _SocketLost from exc
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            raise _SocketLost  # closed (1001 when the peer stops), or not ours
+        try:
+            body = decode(msg.data)
+        except ProtocolError:
+            return Answer(400, None)
+        if isinstance(body, dict) and "error" in body and "results" not in body:
+            code = body.get("error")
+            status = CODES[code][0] if isinstance(code, str) and code in CODES else 400
+            if status >= 500 or status == 429:
+                wait = body.get("retry_after_ms")
+                retry = wait if isinstance(wait, int) and not isinstance(wait, bool) else 0
+                raise PeerUnreachable(self.peer, f"{code} (inbox socket)", max(0, retry))
+            return Answer(status, body)
+        return Answer(200, body)
+
+    async def close(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):  # closing a broken socket: nothing to do
+                await ws.close()

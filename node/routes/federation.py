@@ -9,22 +9,30 @@ code's status.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from protocol.codec import encode
-from protocol.errors import RemoteProtocolError
+from protocol.codec import DEFAULT_LIMITS, encode
+from protocol.errors import ProtocolError, RemoteProtocolError
 
 from ..bodies import json_field, read_body, read_json
-from ..context import CTX, FEDERATION, STORAGE
-from ..errors import MSGPACK
+from ..context import CTX, FEDERATION, INBOX_SOCKETS, STORAGE
+from ..errors import MSGPACK, RateLimitedError, route_name, storage_unavailable
 from ..federation.inbox import answer_backfill, receive_batch
 from ..federation.peers import ROTATIONS_PATH
 from ..identity import FEDERATION_PREFIX
+from ..logs import log_exception
 from ..middleware import enforce_rate
 
 routes = web.RouteTableDef()
+log = logging.getLogger("peerforum.federation")
+
+# A batch is at most 1 MiB (protocol §10); a little over still gets its envelope.too_large
+# answer from the batch checks, anything larger closes the socket (1009).
+MAX_SOCKET_MESSAGE: Final = DEFAULT_LIMITS.max_batch_bytes + 64 * 1024
+SOCKET_PING_S: Final = 30.0
 
 
 def _msgpack(obj: Any) -> web.Response:
@@ -41,12 +49,77 @@ def _charger(request: web.Request) -> Any:
 @routes.post(FEDERATION_PREFIX + "/inbox")
 async def inbox(request: web.Request) -> web.Response:
     data = await read_body(request, MSGPACK)  # size checked before reading (bodies.py)
-    answer = await receive_batch(request.app[FEDERATION], data, _charger(request))
+    fed = request.app[FEDERATION]
+    fed.metrics.received.inc(transport="post")
+    answer = await receive_batch(fed, data, _charger(request))
     if answer["acks"]:
         # Members' long-polls woken by these entries answer first: a reader waits for
         # them, the hub only for its ack. (One turn of the event loop.)
         await asyncio.sleep(0)
     return _msgpack(answer)
+
+
+@routes.get(FEDERATION_PREFIX + "/inbox")
+async def inbox_socket(request: web.Request) -> web.StreamResponse:
+    """The inbox kept open as a WebSocket (specs/api.md): one batch in, one answer out."""
+    ws = web.WebSocketResponse(max_msg_size=MAX_SOCKET_MESSAGE, heartbeat=SOCKET_PING_S,
+                               compress=False)  # fmt: skip
+    if not ws.can_prepare(request).ok:
+        raise RemoteProtocolError(
+            "api.bad_request", "GET the inbox as a WebSocket, or POST a batch to it"
+        )
+    await ws.prepare(request)
+    sockets = request.app[INBOX_SOCKETS]
+    sockets.add(ws)
+    fed, charge = request.app[FEDERATION], _charger(request)
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                await ws.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary batches only")
+                break
+            fed.metrics.received.inc(transport="socket")
+            answer = await _socket_answer(request, fed, msg.data, charge)
+            if isinstance(answer, dict) and answer.get("acks"):
+                await asyncio.sleep(0)  # as in inbox(): members' long-polls answer first
+            await ws.send_bytes(encode(answer))
+    finally:
+        sockets.discard(ws)
+    return ws
+
+
+async def _socket_answer(request: web.Request, fed: Any, data: bytes, charge: Any) -> Any:
+    """What ``inbox`` would answer, as one message: the 200 body, or the error body."""
+    try:
+        return await receive_batch(fed, data, charge)
+    except RateLimitedError as exc:
+        return _socket_error(request, exc.code, exc.message, int(exc.retry_after_s * 1000))
+    except ProtocolError as exc:
+        return _socket_error(request, exc.code, exc.message)
+    except Exception as exc:  # as error_middleware: never an unexplained failure
+        reason = storage_unavailable(exc)
+        if reason is not None:
+            return _socket_error(request, "api.unavailable", f"the node's database is "
+                                 f"{reason}; try again later", 5000)  # fmt: skip
+        log_exception(log, "http.internal_error", exc, route=route_name(request))
+        return _socket_error(request, "api.internal", "internal error; see the receiving "
+                             "node's log")  # fmt: skip
+
+
+def _socket_error(
+    request: web.Request, code: str, message: str, retry_after_ms: int | None = None
+) -> dict[str, Any]:
+    request.app[CTX].metrics.errors.inc(code=code)
+    body: dict[str, Any] = {"error": code, "message": message[:500]}
+    if retry_after_ms is not None:
+        body["retry_after_ms"] = max(0, retry_after_ms)
+    return body
+
+
+async def close_inbox_sockets(app: web.Application) -> None:
+    """On shutdown, before connections are cut: each open inbox socket gets 1001 (its
+    sender falls back or reconnects) instead of holding the stop for the grace period."""
+    for ws in list(app[INBOX_SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
 
 
 @routes.post(FEDERATION_PREFIX + "/forums/{forum}/backfill")

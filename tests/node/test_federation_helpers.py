@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,12 @@ class Node:
     posts: list[str] = field(default_factory=list)  # federation paths this node received
 
     @property
+    def batches(self) -> int:
+        """Inbox batches this node received, POSTed or over the inbox socket."""
+        received = self.fed.metrics.received
+        return int(received.get(transport="post") + received.get(transport="socket"))
+
+    @property
     def name(self) -> str:
         return self.ctx.identity.name
 
@@ -149,7 +155,10 @@ def node_ctx(root: Path, clock: Clock, port: int, limits: str = "") -> NodeConte
     )  # fmt: skip
 
 
-async def start_node(root: Path, clock: Clock, port: int | None = None, limits: str = "") -> Node:
+async def start_node(
+    root: Path, clock: Clock, port: int | None = None, limits: str = "",
+    middlewares: Sequence[Any] = (),
+) -> Node:  # fmt: skip
     port = port or free_port()
     ctx = node_ctx(root, clock, port, limits)
     app = make_app(ctx)
@@ -163,6 +172,8 @@ async def start_node(root: Path, clock: Clock, port: int | None = None, limits: 
         return await handler(request)
 
     app.middlewares.insert(0, record)
+    for extra in reversed(middlewares):  # before the node's own: a proxy in front of it
+        app.middlewares.insert(1, extra)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     app[FEDERATION].forums_provider = lambda: forums
