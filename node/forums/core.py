@@ -103,7 +103,10 @@ class ForumRuntime:
     forum: str
     state: ForumState | None  # committed state (None: known only through an invitation)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Long-polls waiting for the next commit (``ForumEngine.wait_for``): plain futures,
+    # resolved by ``_wake`` — one turn of the loop to the reader, where an Event under
+    # ``asyncio.wait_for`` took three (a task inside a task).
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
     hashes: list[bytes] | None = None  # entry hash by seq - 1 (loaded on first use)
     event_seq: dict[bytes, int] | None = None  # event id -> seq, for dedupe
     ahead: dict[int, Entry] = field(default_factory=dict)  # entries beyond a gap
@@ -365,8 +368,10 @@ class ForumCore:
                 other.tail.clear()
 
     def _wake(self, rt: ForumRuntime) -> None:
-        changed, rt.changed = rt.changed, asyncio.Event()
-        changed.set()
+        waiters, rt.waiters = rt.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _evidence(
         self, peer: str | None, forum: str | None, kind: str, code: str, obj: bytes

@@ -10,6 +10,7 @@ does what follows every commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
@@ -300,18 +301,27 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
         rt = self._rt(forum)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while rt.seq < seq:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
+        while rt.seq < seq and loop.time() < deadline:
+            waiter: asyncio.Future[None] = loop.create_future()
+            rt.waiters.append(waiter)
+            timer = loop.call_at(deadline, _expire, waiter)
             try:
-                await asyncio.wait_for(rt.changed.wait(), remaining)
-            except TimeoutError:
-                break
+                await waiter
+            finally:
+                timer.cancel()
+                if not waiter.done():  # cancelled (the client went away): forget it
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        rt.waiters.remove(waiter)
         return rt.seq
 
     async def evidence(self, forum: str | None = None, limit: int = 100) -> list[EvidenceRecord]:
         return await self.storage.list_evidence(forum, limit)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _move_target(ev: Event) -> str | None:
