@@ -5,8 +5,9 @@ map with str keys in ascending UTF-8 byte order; no floats, no ext; every intege
 length in its smallest format; depth <= ``Limits.max_depth``; no trailing bytes.
 
 ``encode`` produces the one canonical form. ``decode`` accepts only that form: a fast
-path lets the C msgpack parser read the bytes and re-encodes the result, and if the
-bytes are not identical a strict byte-by-byte reader names the exact rule broken.
+path lets the C msgpack parser read the bytes and packs the result again (one walk in
+Python checks key order and types), and if anything differs a strict byte-by-byte
+reader names the exact rule broken.
 """
 
 from __future__ import annotations
@@ -119,15 +120,43 @@ def encode(value: Value, limits: Limits = DEFAULT_LIMITS) -> bytes:
 # ---------------------------------------------------------------------------- decode
 
 
-def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _Duplicate
-    return out
+def _in_profile(value: Value, depth: int, max_depth: int) -> bool:
+    """Whether a value the C parser read is in the profile in what re-packing it cannot
+    show: map keys are text in strictly ascending UTF-8 byte order, no floats, no ext
+    types, depth within bounds. (Packing it again with its maps in wire order shows the
+    rest: smallest formats, bin vs str, no duplicate keys — a duplicate leaves one pair
+    fewer —, no trailing bytes.)"""
+    if depth > max_depth:
+        return False
+    t = type(value)
+    if t in _CONTAINERS and value and depth >= max_depth:
+        return False  # its items would lie deeper than allowed
+    if t is dict:
+        previous: bytes | None = None
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            kb = k.encode("utf-8")
+            if previous is not None and kb <= previous:
+                return False
+            previous = kb
+            if type(v) in _CONTAINERS and not _in_profile(v, depth + 1, max_depth):
+                return False
+            if type(v) in _NOT_IN_PROFILE:
+                return False
+        return True
+    if t is list:
+        for v in value:
+            if type(v) in _CONTAINERS and not _in_profile(v, depth + 1, max_depth):
+                return False
+            if type(v) in _NOT_IN_PROFILE:
+                return False
+        return True
+    return t not in _NOT_IN_PROFILE
 
 
-class _Duplicate(Exception):
-    pass
+_CONTAINERS: Final = (dict, list)
+_NOT_IN_PROFILE: Final = (float, msgpack.ExtType)
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
@@ -138,15 +167,16 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Value:
         raise RemoteProtocolError(
             "codec.too_large", f"{len(data)} bytes > {limits.max_object_bytes}"
         )
+    # Fast path, all in C but one walk: parse, pack again with the maps in the order
+    # read, compare; the walk checks key order and types (see _in_profile). Accepts
+    # exactly what re-encoding canonically accepts; anything else goes to the strict
+    # reader, which names the rule broken.
     try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            object_pairs_hook=_pairs,
-        )
-        if encode(value, limits) == data:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+        if (
+            msgpack.packb(value, use_bin_type=True) == data
+            and _in_profile(value, 1, limits.max_depth)
+        ):
             return value
     except Exception:  # noqa: BLE001 - any failure here is classified by the strict reader
         pass

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import DEFAULT_LIMITS, Limits, decode, encode
+from protocol.codec import DEFAULT_LIMITS, Limits, _StrictReader, decode, encode
 from protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from tests.vectors import cases, load
 
@@ -141,3 +141,59 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     except ProtocolError:
         return
     assert encode(value) == data
+
+
+# ---------------------------------------------------------------------------- fast path
+
+def _strict(data: bytes) -> Any:
+    """What the byte-by-byte reader alone accepts (the fast path must agree with it)."""
+    reader = _StrictReader(data, DEFAULT_LIMITS)
+    value = reader.read_value(1)
+    if reader.pos != len(data) or encode(value) != data:
+        raise RemoteProtocolError("codec.bad_type", "not canonical")
+    return value
+
+
+def _outcome(fn: Any, data: bytes) -> tuple[bool, Any]:
+    try:
+        return True, fn(data)
+    except (ProtocolError, ValueError, TypeError):
+        return False, None
+
+
+# Anything msgpack can pack, in any key order: unsorted and non-text keys, floats, ext.
+loose = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.binary(max_size=8) | st.text(max_size=6) | st.floats(allow_nan=False)
+    | st.builds(msgpack.ExtType, st.integers(0, 127), st.binary(max_size=4)),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=4) | st.integers(-3, 3), children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(loose)
+@settings(max_examples=400, deadline=None)
+def test_the_fast_path_accepts_exactly_what_the_strict_reader_accepts(value: Any) -> None:
+    data = msgpack.packb(value, use_bin_type=True)
+    assert _outcome(decode, data) == _outcome(_strict, data)
+
+
+@pytest.mark.parametrize("depth", [15, 16, 17])
+def test_depth_is_counted_as_the_encoder_counts_it(depth: int) -> None:
+    for leaf in (1, [], {}):  # a scalar, an empty list and an empty map at the bottom
+        deep: Any = leaf
+        for _ in range(depth - 1):
+            deep = [deep]
+        data = msgpack.packb(deep, use_bin_type=True)
+        assert _outcome(decode, data) == _outcome(_strict, data)
+        assert _outcome(decode, data)[0] == (depth <= DEFAULT_LIMITS.max_depth)
+
+
+def test_duplicate_and_unsorted_keys_leave_the_fast_path() -> None:
+    dup = b"\x82\xa1a\x01\xa1a\x02"  # {"a": 1, "a": 2}
+    unsorted = b"\x82\xa1b\x01\xa1a\x02"  # {"b": 1, "a": 2}
+    for data, code in ((dup, "codec.duplicate_key"), (unsorted, "codec.unsorted_keys")):
+        with pytest.raises(RemoteProtocolError) as info:
+            decode(data)
+        assert info.value.code == code
