@@ -33,7 +33,7 @@ from ..metrics import Registry
 from ..storage import Storage
 from ..storage.forums import StoredAttachment, StoredEntry
 from .keys import KeyBook
-from .snapshot import dump_state
+from .snapshot import SNAPSHOT_EVERY, SNAPSHOT_IDLE_S, dump_state
 
 log = logging.getLogger("peerforum.forums")
 T = TypeVar("T")
@@ -122,6 +122,8 @@ class ForumRuntime:
     proof: bytes | None = None
     tail: list[bytes] = field(default_factory=list)  # committed entries tail_first..seq
     tail_first: int = 0
+    snapshot_seq: int = 0  # seq of the stored snapshot (node/forums/snapshot.py)
+    snapshot_timer: asyncio.TimerHandle | None = None
 
     @property
     def seq(self) -> int:
@@ -292,9 +294,12 @@ class ForumCore:
         """The pinned key ``kid`` of ``node`` valid at ``ts`` (``sig.unknown_key``)."""
         return await self._retrying(partial(self.keys.require, node, kid, ts))
 
-    async def _refold(self, forum: str, upto: int) -> ForumState | None:
-        """Fold stored entries 1..``upto`` again (no snapshot, or a hub move going back)."""
-        state: ForumState | None = None
+    async def _refold(
+        self, forum: str, upto: int, base: ForumState | None = None
+    ) -> ForumState | None:
+        """Fold stored entries up to ``upto`` again: from 1 (no snapshot, or a hub move
+        going back), or after ``base`` (a snapshot older than the stored head)."""
+        state = base
         while (done := state.seq if state else 0) < upto:
             page = await self.storage.read_entries(forum, done + 1, min(PAGE, upto - done))
             if not page:
@@ -317,10 +322,20 @@ class ForumCore:
         ``attachments``: of detached entries among them (§6.9), stored in the same job."""
         await self._ensure_index(rt)  # before the write, or it would already list these
         stored = [StoredEntry(e.seq, e.hash, e.signed_event.event_id, e.raw) for e in entries]
-        await self.storage.append_entries(
-            rt.forum, state.hub, stored, dump_state(state), state.seq, state.head,
-            state.frozen, self.clock(), truncate_after, attachments,
+        snapshot = (
+            truncate_after is not None or state.frozen or rt.state is None
+            or state.hub != rt.state.hub or state.seq - rt.snapshot_seq >= SNAPSHOT_EVERY
         )  # fmt: skip
+        await self.storage.append_entries(
+            rt.forum, state.hub, stored, dump_state(state) if snapshot else None, state.seq,
+            state.head, state.frozen, self.clock(), truncate_after, attachments,
+        )  # fmt: skip
+        if snapshot:
+            rt.snapshot_seq = state.seq
+        elif rt.snapshot_timer is None:
+            rt.snapshot_timer = asyncio.get_running_loop().call_later(
+                SNAPSHOT_IDLE_S, lambda: self._spawn(self._snapshot(rt), "pf-snapshot")
+            )
         self._noted(rt.forum, attachments)
         assert rt.hashes is not None and rt.event_seq is not None
         if truncate_after is not None:
@@ -334,6 +349,18 @@ class ForumCore:
         rt.state = state
         rt.known_head = max(rt.known_head, state.seq)
         self._wake(rt)
+
+    async def _snapshot(self, rt: ForumRuntime) -> None:
+        """Write ``rt``'s snapshot if the stored one is older (quiet forum, or a stop)."""
+        if rt.snapshot_timer is not None:
+            rt.snapshot_timer.cancel()
+            rt.snapshot_timer = None
+        async with rt.lock:
+            state = rt.state
+            if state is None or state.seq <= rt.snapshot_seq:
+                return
+            if await self.storage.save_snapshot(rt.forum, dump_state(state), state.seq):
+                rt.snapshot_seq = state.seq
 
     def _keep_tail(
         self, rt: ForumRuntime, entries: Sequence[Entry], truncate_after: int | None

@@ -35,6 +35,8 @@ from .hub import HubRole, Outcome, refused
 from .replica import ReplicaRole
 from .snapshot import load_state
 
+SNAPSHOT_CLOSE_S = 2.0  # per forum, at stop: a sequencer holding the lock may not let go
+
 MAX_SUBMIT_EVENTS = 50  # events per forum.submit envelope we send
 
 
@@ -49,13 +51,17 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Load every forum's state from its snapshot (refolding only if it is unreadable)."""
+        """Load every forum's state from its snapshot and fold the entries stored after
+        it (all of them if it is unreadable or ahead of the stored head)."""
         await self.keys.reload()
         for rec in await self.storage.list_forum_records():
             rt = self._rt(rec.id)
             state = load_state(rec.state) if rec.state is not None else None
+            if state is not None and state.seq > rec.head_seq:
+                state = None
+            rt.snapshot_seq = state.seq if state is not None else 0
             if state is None or state.seq != rec.head_seq:
-                state = await self._refold(rec.id, rec.head_seq)
+                state = await self._refold(rec.id, rec.head_seq, base=state)
                 if state is not None and rec.frozen:
                     state = replace(state, frozen=True)
             rt.state, rt.proof = state, rec.proof
@@ -71,9 +77,17 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
 
     async def close(self) -> None:
         for rt in self._forums.values():
-            for timer in (rt.head_timer, rt.push_wait):
+            for timer in (rt.head_timer, rt.push_wait, rt.snapshot_timer):
                 if timer is not None:
                     timer.cancel()
+            rt.snapshot_timer = None
+        for rt in list(self._forums.values()):  # a restart then folds nothing
+            if rt.state is not None and rt.state.seq > rt.snapshot_seq:
+                try:
+                    await asyncio.wait_for(self._snapshot(rt), SNAPSHOT_CLOSE_S)
+                except Exception as exc:  # the stop goes on: a restart folds the rest
+                    log_event(log, logging.WARNING, "forum.snapshot_failed", forum=rt.forum,
+                              error=type(exc).__name__)  # fmt: skip
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

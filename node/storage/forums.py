@@ -128,7 +128,7 @@ class ForumStore:
         forum: str,
         hub: str,
         entries: Sequence[StoredEntry],
-        state: bytes,
+        state: bytes | None,
         head_seq: int,
         head_hash: bytes,
         frozen: bool,
@@ -136,7 +136,9 @@ class ForumStore:
         truncate_after: int | None = None,
         attachments: Sequence[StoredAttachment] = (),
     ) -> None:
-        """Store ``entries`` and the state they lead to, atomically.
+        """Store ``entries`` and the state they lead to, atomically. ``state``: its
+        snapshot, or None to keep the stored one (older: a restart folds the entries
+        after it, node/forums/snapshot.py).
 
         ``truncate_after``: first drop every entry (and head) after that seq — a hub move
         discards what the old hub sequenced past the certified point. ``attachments``:
@@ -149,7 +151,8 @@ class ForumStore:
             conn.execute(
                 "INSERT INTO forums (id, hub, state, head_seq, head_hash, frozen, created_ms,"
                 " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                " hub = excluded.hub, state = excluded.state, head_seq = excluded.head_seq,"
+                " hub = excluded.hub, state = COALESCE(excluded.state, forums.state),"
+                " head_seq = excluded.head_seq,"
                 " head_hash = excluded.head_hash, frozen = excluded.frozen,"
                 " updated_ms = excluded.updated_ms",
                 (forum, hub, state, head_seq, head_hash, int(frozen), now_ms, now_ms),
@@ -171,6 +174,18 @@ class ForumStore:
 
         small = len(rows) <= SMALL_APPEND and not kept and truncate_after is None
         await self._engine.write(job, small=small)
+
+    async def save_snapshot(self, forum: str, state: bytes, seq: int) -> bool:
+        """Store the snapshot of ``forum`` at ``seq`` if that is still its head (a commit
+        racing it has written a newer one). Whether it was stored."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE forums SET state = ? WHERE id = ? AND head_seq = ?", (state, forum, seq)
+            )
+            return cur.rowcount == 1
+
+        return await self._engine.write(job, small=True)
 
     async def read_entries(self, forum: str, from_seq: int, limit: int) -> list[StoredEntry]:
         rows = await self._engine.fetch_all(

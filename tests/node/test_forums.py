@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from node.config import StorageConfig
 from node.context import NodeContext
+from node.forums.snapshot import SNAPSHOT_IDLE_S, load_state
+from node.storage import Storage
 from protocol.codec import decode, encode
 from protocol.errors import ProtocolError
 from protocol.log import (
@@ -258,6 +261,45 @@ async def test_restart_reloads_state_and_continues_the_chain(net: Net) -> None:
     assert dup.seq == 53
     _, raws = await hub.read(forum, 1, 500)
     assert chain_state(net, raws) == hub.state(forum)
+
+
+async def test_snapshots_trail_the_log_and_a_restart_folds_the_rest(net: Net) -> None:
+    """Not every commit writes the state's snapshot: a crash leaves an older one, and the
+    restart folds the entries after it (every check applies) into the same state. A
+    quiet forum's snapshot catches up on its own; a clean stop writes it too."""
+    hub = await net.start(ACME)
+    s, forum = Script(net.scene), net.scene.forum
+    await hub.submit_local(s.create().raw)
+    await hub.submit_local(s.commit(A, 1, [], [A]).raw)
+    for i in range(30):
+        await hub.submit_local(s.post(A, 1, str(i)).raw)
+
+    async def stored() -> tuple[int, int]:
+        (rec,) = [r for r in await net.storages[ACME].list_forum_records() if r.id == forum]
+        snap = load_state(rec.state) if rec.state is not None else None
+        return (snap.seq if snap is not None else 0), rec.head_seq
+
+    snap_seq, head = await stored()
+    assert 1 <= snap_seq < head == 32  # the snapshot was not written with every commit
+    before = hub.state(forum)
+    crashed = net.engines.pop(ACME)  # no close(): what kill -9 leaves
+    for rt in crashed._forums.values():
+        if rt.snapshot_timer is not None:
+            rt.snapshot_timer.cancel()
+    for task in list(crashed._tasks):
+        task.cancel()
+    await net.storages.pop(ACME).close()
+    hub = await net.start(ACME)
+    assert hub.state(forum) == before
+    assert (await hub.submit_local(s.post(A, 1, "after").raw)).seq == 33
+    await asyncio.sleep(SNAPSHOT_IDLE_S + 0.5)  # quiet: the snapshot catches up
+    assert await stored() == (33, 33)
+    await hub.submit_local(s.post(A, 1, "last").raw)
+    await net.stop(ACME)  # a clean stop writes it at once
+    net.storages[ACME] = await Storage.open(net.root / f"{ACME}.db", StorageConfig(),
+                                            lambda: net.clock)  # fmt: skip
+    assert await stored() == (34, 34)
+    await net.storages.pop(ACME).close()
 
 
 async def test_the_app_runs_the_engine_as_a_service(aiohttp_client: Any, ctx: NodeContext) -> None:
