@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -105,29 +105,51 @@ class ForumEngine(HubRole, ReplicaRole, Accountability, AttachmentRole):
         already decoded it, so the hot path decodes once. ``attachment``: a detached
         event's (§6.9), checked here and kept until it expires."""
         ev = event if event is not None else Event.from_bytes(event_bytes)
-        if node_of(ev.author) != self.name:
-            raise RemoteProtocolError("api.forbidden", "the author is not a member of this node")
+        queued = self.queue_local(event_bytes, ev, attachment=attachment)
+        if queued is not None:
+            return await queued
         forum, eid = ev.forum, ev.event_id
-        check_attachment(ev.body, attachment)  # §6.9: refused here, before it travels
         if ev.type == "forum.create":
-            if forum_origin(forum) != self.name:
-                raise RemoteProtocolError("rules.not_permitted", "a forum id must name this node")
             return _result(eid, await self._sequence(forum, event_bytes, self.name, ev))
-        rt = self._forums.get(forum)
-        if rt is None or (rt.state is None and rt.hub_hint is None):
-            raise RemoteProtocolError("forum.unknown", "no such forum on this node")
+        rt = self._forums[forum]  # queue_local checked that it is known
         move_to = _move_target(ev)
         if move_to == self.name:
             return _result(eid, await self._sequence_move(rt, ev))
-        if rt.state is not None and rt.state.frozen and move_to is None:
-            raise RemoteProtocolError("forum.frozen", forum)
-        if move_to is None and self._is_hub(rt):
-            return _result(eid, await self._sequence(forum, event_bytes, self.name, ev, attachment))
         if self._federation() is None:
             raise RemoteProtocolError("api.unavailable", "delivery to other nodes is not running")
         carried = {eid: attachment} if attachment is not None else None
         await self._forward(rt, move_to or self._hub_of(rt), [event_bytes], carried)
         return SubmitResult(eid, "forwarded", None)
+
+    def queue_local(
+        self, event_bytes: bytes, ev: Event, *, attachment: bytes | None = None
+    ) -> Awaitable[SubmitResult] | None:
+        """``submit_local``'s checks, and for the common case — an event of a forum this
+        node sequences — its place in the sequencer's queue, without awaiting anything:
+        what to await for its result (refusals raise there). None when the event
+        takes another path (a new forum, a hub move, a forum hosted elsewhere): call
+        ``submit_local``. Refusals raise. A batch route queues its events in order this
+        way, with no task per event."""
+        if node_of(ev.author) != self.name:
+            raise RemoteProtocolError("api.forbidden", "the author is not a member of this node")
+        forum = ev.forum
+        check_attachment(ev.body, attachment)  # §6.9: refused here, before it travels
+        if ev.type == "forum.create":
+            if forum_origin(forum) != self.name:
+                raise RemoteProtocolError("rules.not_permitted", "a forum id must name this node")
+            return None
+        rt = self._forums.get(forum)
+        if rt is None or (rt.state is None and rt.hub_hint is None):
+            raise RemoteProtocolError("forum.unknown", "no such forum on this node")
+        move_to = _move_target(ev)
+        if move_to == self.name:
+            return None
+        if rt.state is not None and rt.state.frozen and move_to is None:
+            raise RemoteProtocolError("forum.frozen", forum)
+        if move_to is None and self._is_hub(rt):
+            return _settled(ev.event_id, self._sequence(forum, event_bytes, self.name, ev,
+                                                        attachment))  # fmt: skip
+        return None
 
     async def on_submit(
         self, origin: str, forum: str, events: list[bytes], attachments: list[bytes] | None = None
@@ -357,6 +379,10 @@ def _submit_body(
     if carried:
         body["attachments"] = carried
     return body
+
+
+async def _settled(event_id: bytes, future: asyncio.Future[Outcome]) -> SubmitResult:
+    return _result(event_id, await future)
 
 
 def _result(event_id: bytes, outcome: Outcome) -> SubmitResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from aiohttp import web
@@ -223,43 +224,64 @@ def _charge_events(request: web.Request, member: str, count: int) -> None:
     enforce_rate(request, "member", member, count - 1, need)
 
 
-async def _submit_one(
+def _start_one(
     engine: Any, session: Session, forum: str, data: bytes, attachment: bytes | None
-) -> dict[str, Any]:
-    """One event of a batch, its refusal as a result rather than an error response."""
+) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """One event of a batch, started now, in list order: its refusal as a result, or
+    what to await for its answer. On the hub path (``queue_local``) the event is in the
+    sequencer's queue when this returns; other paths run as a task of their own."""
     try:
         event = Event.from_bytes(data)
     except ProtocolError as exc:
         return {"error": exc.code, "message": exc.message}
     try:
         _check_own(session, forum, event)
-        return _accepted(await engine.submit_local(data, event, attachment=attachment))
+        queued = engine.queue_local(data, event, attachment=attachment)
     except ProtocolError as exc:
-        return {"event_id": b64u(event.event_id), "error": exc.code, "message": exc.message}
+        return _refusal(event, exc)
+    if queued is not None:
+        return _answer(event, queued)
+    return asyncio.ensure_future(_answer(event, engine.submit_local(data, event,
+                                                                    attachment=attachment)))
+
+
+async def _answer(event: Event, pending: Awaitable[Any]) -> dict[str, Any]:
+    try:
+        return _accepted(await pending)
+    except ProtocolError as exc:
+        return _refusal(event, exc)
+
+
+def _refusal(event: Event, exc: ProtocolError) -> dict[str, Any]:
+    return {"event_id": b64u(event.event_id), "error": exc.code, "message": exc.message}
 
 
 @routes.post(PREFIX + "/forums/{forum}/events/batch")
 async def submit_events(request: web.Request) -> web.Response:
     """Several events in one request, each with the single route's checks and answer.
 
-    Order is kept where this node is the hub: ``gather`` starts one task per event in
-    list order, back to back, and on the hub path each runs without yielding until
-    ``submit_local`` has queued its event with the forum's sequencer (node/forums/hub.py
-    ``_sequence``), so the sequencer takes them in list order, in one group commit when
-    it is idle. tests/node/test_client_batch.py holds the engine to that.
+    Order is kept where this node is the hub: each event is checked and queued with the
+    forum's sequencer (``ForumEngine.queue_local``) in list order before anything is
+    awaited, so the sequencer takes them in list order, in one group commit when it is
+    idle. tests/node/test_client_batch.py holds the engine to that. A node's own trouble
+    (not a refusal) fails the request.
     """
     session = await session_of(request)
     forum = _forum_param(request)
     batch = _batch(await read_json(request))
     engine = _engine(request)
     _charge_events(request, session.member, len(batch))
-    outcomes = await asyncio.gather(
-        *(_submit_one(engine, session, forum, data, att) for data, att in batch),
-        return_exceptions=True,
-    )
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):  # not a refusal: the node's own trouble
-            raise outcome
+    started = [_start_one(engine, session, forum, data, att) for data, att in batch]
+    outcomes: list[dict[str, Any]] = []
+    try:
+        for item in started:
+            outcomes.append(item if isinstance(item, dict) else await item)
+    finally:
+        for item in started[len(outcomes) + 1 :]:  # an error above: nothing left behind
+            if isinstance(item, asyncio.Future):
+                item.cancel()
+            elif inspect.iscoroutine(item):
+                item.close()
     return web.json_response({"results": outcomes})
 
 
