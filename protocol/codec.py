@@ -125,37 +125,35 @@ def _in_profile(value: Value, depth: int, max_depth: int) -> bool:
     show: map keys are text in strictly ascending UTF-8 byte order, no floats, no ext
     types, depth within bounds. (Packing it again with its maps in wire order shows the
     rest: smallest formats, bin vs str, no duplicate keys — a duplicate leaves one pair
-    fewer —, no trailing bytes.)"""
+    fewer —, no trailing bytes.) Keys are compared as str: for text decoded as strict
+    UTF-8 (no surrogates), code point order is UTF-8 byte order."""
     if depth > max_depth:
         return False
     t = type(value)
-    if t in _CONTAINERS and value and depth >= max_depth:
-        return False  # its items would lie deeper than allowed
     if t is dict:
-        previous: bytes | None = None
-        for k, v in value.items():
-            if type(k) is not str:
+        if value and depth >= max_depth:
+            return False  # its items would lie deeper than allowed
+        previous = None
+        for k in value:
+            if type(k) is not str or (previous is not None and k <= previous):
                 return False
-            kb = k.encode("utf-8")
-            if previous is not None and kb <= previous:
-                return False
-            previous = kb
-            if type(v) in _CONTAINERS and not _in_profile(v, depth + 1, max_depth):
-                return False
-            if type(v) in _NOT_IN_PROFILE:
-                return False
-        return True
-    if t is list:
-        for v in value:
-            if type(v) in _CONTAINERS and not _in_profile(v, depth + 1, max_depth):
-                return False
-            if type(v) in _NOT_IN_PROFILE:
-                return False
-        return True
-    return t not in _NOT_IN_PROFILE
+            previous = k
+        items = value.values()
+    elif t is list:
+        if value and depth >= max_depth:
+            return False
+        items = value
+    else:
+        return t not in _NOT_IN_PROFILE
+    for v in items:
+        tv = type(v)
+        if tv in _NOT_IN_PROFILE or (
+            (tv is dict or tv is list) and not _in_profile(v, depth + 1, max_depth)
+        ):
+            return False
+    return True
 
 
-_CONTAINERS: Final = (dict, list)
 _NOT_IN_PROFILE: Final = (float, msgpack.ExtType)
 
 
