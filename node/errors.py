@@ -15,6 +15,7 @@ import errno
 import json
 import logging
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -85,16 +86,48 @@ def _http_exception_code(exc: web.HTTPException) -> str:
     return "api.bad_request" if exc.status < 500 else "api.internal"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """What a failure answers: a code, a message safe to send, and (for "not now") the
+    seconds after which a retry may succeed."""
+
+    code: str
+    message: str
+    retry_after_s: float | None = None
+
+
+def refusal_of(request: web.BaseRequest, exc: Exception) -> Refusal:
+    """The answer to a handler's failure (a protocol error, a database that cannot take
+    writes now, or a bug — logged here with its traceback). The HTTP error middleware
+    and the inbox socket (routes/federation.py) answer with it alike."""
+    if isinstance(exc, ProtocolError):
+        wait = exc.retry_after_s if isinstance(exc, RateLimitedError) else None
+        return Refusal(exc.code, exc.message, wait)
+    reason = storage_unavailable(exc)
+    if reason is not None:  # not a bug: the operator's disk or another process
+        log_event(log, logging.WARNING, "storage.unavailable", reason=reason,
+                  route=route_name(request))  # fmt: skip
+        return Refusal(
+            "api.unavailable", f"the node's database is {reason}; try again later", 5.0
+        )
+    log_exception(log, "http.internal_error", exc, route=route_name(request))
+    return Refusal("api.internal", _internal_message())
+
+
+def _refused(request: web.Request, refusal: Refusal) -> web.Response:
+    headers = None
+    if refusal.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, int(refusal.retry_after_s + 0.999)))}
+    return error_response(request, refusal.code, refusal.message, headers)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except ProtocolError as exc:
-        headers = None
-        if isinstance(exc, RateLimitedError):
-            headers = {"Retry-After": str(max(1, int(exc.retry_after_s + 0.999)))}
-        return error_response(request, exc.code, exc.message, headers)
+        return _refused(request, refusal_of(request, exc))
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are answers, not errors
             raise
@@ -105,14 +138,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         # aiohttp's reasons are fixed phrases ("Not Found"), never request content.
         return error_response(request, code, exc.reason or CODES[code][1])
     except Exception as exc:
-        reason = storage_unavailable(exc)
-        if reason is not None:  # not a bug: the operator's disk or another process
-            log_event(log, logging.WARNING, "storage.unavailable", reason=reason,
-                      route=route_name(request))  # fmt: skip
-            return error_response(request, "api.unavailable", f"the node's database is "
-                                  f"{reason}; try again later", {"Retry-After": "5"})  # fmt: skip
-        log_exception(log, "http.internal_error", exc, route=route_name(request))
-        return error_response(request, "api.internal", _internal_message())
+        return _refused(request, refusal_of(request, exc))
 
 
 # SQLite result codes that mean "not now", not "a bug": another process holds the lock,

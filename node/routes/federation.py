@@ -9,25 +9,22 @@ code's status.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from protocol.codec import DEFAULT_LIMITS, encode
-from protocol.errors import ProtocolError, RemoteProtocolError
+from protocol.errors import RemoteProtocolError
 
 from ..bodies import json_field, read_body, read_json
 from ..context import CTX, FEDERATION, INBOX_SOCKETS, STORAGE
-from ..errors import MSGPACK, RateLimitedError, route_name, storage_unavailable
+from ..errors import MSGPACK, refusal_of
 from ..federation.inbox import answer_backfill, receive_batch
 from ..federation.peers import ROTATIONS_PATH
 from ..identity import FEDERATION_PREFIX
-from ..logs import log_exception
 from ..middleware import enforce_rate
 
 routes = web.RouteTableDef()
-log = logging.getLogger("peerforum.federation")
 
 # A batch is at most 1 MiB (protocol §10); a little over still gets its envelope.too_large
 # answer from the batch checks, anything larger closes the socket (1009).
@@ -88,30 +85,16 @@ async def inbox_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _socket_answer(request: web.Request, fed: Any, data: bytes, charge: Any) -> Any:
-    """What ``inbox`` would answer, as one message: the 200 body, or the error body."""
+    """What ``inbox`` would answer, as one message: the 200 body, or the error body
+    (the error middleware's answer, with ``retry_after_ms`` for "not now")."""
     try:
         return await receive_batch(fed, data, charge)
-    except RateLimitedError as exc:
-        return _socket_error(request, exc.code, exc.message, int(exc.retry_after_s * 1000))
-    except ProtocolError as exc:
-        return _socket_error(request, exc.code, exc.message)
-    except Exception as exc:  # as error_middleware: never an unexplained failure
-        reason = storage_unavailable(exc)
-        if reason is not None:
-            return _socket_error(request, "api.unavailable", f"the node's database is "
-                                 f"{reason}; try again later", 5000)  # fmt: skip
-        log_exception(log, "http.internal_error", exc, route=route_name(request))
-        return _socket_error(request, "api.internal", "internal error; see the receiving "
-                             "node's log")  # fmt: skip
-
-
-def _socket_error(
-    request: web.Request, code: str, message: str, retry_after_ms: int | None = None
-) -> dict[str, Any]:
-    request.app[CTX].metrics.errors.inc(code=code)
-    body: dict[str, Any] = {"error": code, "message": message[:500]}
-    if retry_after_ms is not None:
-        body["retry_after_ms"] = max(0, retry_after_ms)
+    except Exception as exc:
+        refusal = refusal_of(request, exc)
+    request.app[CTX].metrics.errors.inc(code=refusal.code)
+    body: dict[str, Any] = {"error": refusal.code, "message": refusal.message[:500]}
+    if refusal.retry_after_s is not None:
+        body["retry_after_ms"] = max(0, int(refusal.retry_after_s * 1000))
     return body
 
 
